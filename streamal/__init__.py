@@ -1,0 +1,53 @@
+"""streamal: online active learning on live streams.
+
+>>> import streamal
+>>> learner = streamal.ActiveLearner(strategy="split", budget=0.05)
+>>> learner.strategy
+Split(budget=0.05, v=0.1, theta=1.0, step=0.01, w=100, seed=0)
+"""
+
+from streamal import strategies
+from streamal.budget import BudgetCap, EstimatedBudget
+from streamal.drift import DriftMonitor
+from streamal.learner import ActiveLearner
+from streamal.model import Classifier, default_model
+from streamal.pending import PendingRequests
+from streamal.records import Decision, Label, Record
+from streamal.strategies import (
+    BalancedIncrementalQuantileFilter,
+    FixedUncertainty,
+    PeriodicSampling,
+    QueryStrategy,
+    RandomizedVariableUncertainty,
+    RandomSampling,
+    Split,
+    VariableUncertainty,
+)
+from streamal.utility import entropy, least_confidence, margin
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActiveLearner",
+    "BalancedIncrementalQuantileFilter",
+    "BudgetCap",
+    "Classifier",
+    "Decision",
+    "DriftMonitor",
+    "EstimatedBudget",
+    "FixedUncertainty",
+    "Label",
+    "PendingRequests",
+    "PeriodicSampling",
+    "QueryStrategy",
+    "RandomSampling",
+    "RandomizedVariableUncertainty",
+    "Record",
+    "Split",
+    "VariableUncertainty",
+    "default_model",
+    "entropy",
+    "least_confidence",
+    "margin",
+    "strategies",
+]

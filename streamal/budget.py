@@ -1,0 +1,94 @@
+"""How much may be spent: the windowed estimate of the papers, and a hard cap.
+
+``EstimatedBudget`` is the estimate of Žliobaitė et al. (2014): after each
+record, ``u_t = u_{t-1} (w - 1) / w + l_t`` with ``l_t`` 1 if the record
+was queried, and labels are available while ``u_t / w < b``. It is what the
+reference strategies use, and it overspends slightly (about 10.8 % at a 10 %
+budget on long runs), so the learner puts ``BudgetCap`` on top: after ``n``
+records at most ``ceil(b n) + 1`` labels have been requested, for every ``n``.
+
+>>> cap = BudgetCap(0.1)
+>>> spent = [cap.spend(cap.allows()) for _ in range(100)]
+>>> cap.queried, cap.seen
+(11, 100)
+"""
+
+from __future__ import annotations
+
+__all__ = ["EstimatedBudget", "BudgetCap"]
+
+
+def check_budget(budget: float) -> float:
+    if isinstance(budget, bool) or not isinstance(budget, int | float):
+        raise TypeError(f"budget must be a number, got {budget!r}")
+    if not 0.0 < budget <= 1.0:
+        raise ValueError(f"budget must be in (0, 1], got {budget!r}")
+    return float(budget)
+
+
+class EstimatedBudget:
+    """The windowed spending estimate ``u_t`` of Žliobaitė et al. (2014).
+
+    Parameters
+    ----------
+    budget
+        Fraction of records that may be labelled.
+    w
+        Window length of the estimate.
+
+    Examples
+    --------
+    >>> est = EstimatedBudget(budget=0.1, w=100)
+    >>> est.available()
+    True
+    >>> for _ in range(11):
+    ...     est.update(True)
+    >>> est.available()
+    False
+
+    References
+    ----------
+    Žliobaitė, Bifet, Pfahringer, Holmes (2014). Active Learning With
+    Drifting Streaming Data. IEEE TNNLS 25(1).
+    """
+
+    def __init__(self, budget: float = 0.1, w: int = 100):
+        self.budget = check_budget(budget)
+        if not isinstance(w, int) or w <= 0:
+            raise ValueError(f"w must be a positive integer, got {w!r}")
+        self.w = w
+        self.u = 0.0
+        self._decay = (w - 1) / w
+
+    def available(self) -> bool:
+        return self.u / self.w < self.budget
+
+    def update(self, queried: bool) -> None:
+        self.u = self.u * self._decay + queried
+
+
+class BudgetCap:
+    """A hard cap: after ``n`` records at most ``ceil(budget * n) + 1`` requests.
+
+    ``allows()`` says whether the next record may be queried (it counts that
+    record as seen); ``spend(query)`` records the final decision.
+    """
+
+    def __init__(self, budget: float = 0.1):
+        self.budget = check_budget(budget)
+        self.seen = 0
+        self.queried = 0
+
+    def allows(self) -> bool:
+        self.seen += 1
+        # queried <= b*n  implies  queried + 1 <= ceil(b*n) + 1
+        return self.queried <= self.budget * self.seen
+
+    def spend(self, query: bool) -> bool:
+        if query:
+            self.queried += 1
+        return query
+
+    @property
+    def spent_ratio(self) -> float:
+        return self.queried / self.seen if self.seen else 0.0

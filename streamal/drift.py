@@ -1,0 +1,48 @@
+"""Drift monitor: watches the error stream of labelled records.
+
+It wraps any river drift detector (ADWIN by default) and says when the
+error rate has changed; the learner then resets its strategy's threshold
+so that it spends again on the new concept.
+
+>>> m = DriftMonitor()
+>>> hits = [m.update(i >= 1000) for i in range(2000)]
+>>> m.detections >= 1 and hits.index(True) > 1000
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["DriftMonitor"]
+
+
+class DriftMonitor:
+    """Feeds 0/1 errors to a river drift detector and counts detections.
+
+    Parameters
+    ----------
+    detector
+        A river detector (``river.drift.ADWIN()``, ``PageHinkley()``,
+        ``KSWIN()``, ``binary.DDM()`` ...); ``None`` means ADWIN.
+    """
+
+    def __init__(self, detector: Any = None):
+        if detector is None:
+            from river.drift import ADWIN
+
+            detector = ADWIN()
+        self.detector = detector
+        self.detections = 0
+        self.last_detection: int | None = None
+        self.n = 0
+
+    def update(self, error: bool) -> bool:
+        """Add one error indicator; True when a drift is detected now."""
+        self.n += 1
+        self.detector.update(float(error))
+        if self.detector.drift_detected:
+            self.detections += 1
+            self.last_detection = self.n
+            return True
+        return False

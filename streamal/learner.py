@@ -1,0 +1,301 @@
+"""ActiveLearner: the embeddable decision logic, with no I/O.
+
+It owns the model, the query strategy, the hard budget cap, the drift
+monitor and the table of pending requests. Call ``decide`` for each record
+and ``learn`` whenever a label comes back, from any loop you like.
+
+>>> from streamal import ActiveLearner, strategies
+>>> learner = ActiveLearner(strategy=strategies.VariableUncertainty(budget=0.2))
+>>> asked = 0
+>>> for i in range(200):
+...     x = {"x": float(i % 7), "y": float(i % 3)}
+...     d = learner.decide(x)
+...     if d.query:
+...         asked += 1
+...         _ = learner.learn(d.request_id, x["x"] > 3)
+>>> asked <= 0.2 * 200 + 1
+True
+>>> learner.labels_applied == asked
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from streamal.budget import BudgetCap
+from streamal.drift import DriftMonitor
+from streamal.model import Classifier, default_model
+from streamal.pending import PendingRequests
+from streamal.records import Decision, Record
+from streamal.strategies import QueryStrategy, VariableUncertainty
+from streamal.strategies import get as get_strategy
+from streamal.utility import get_utility
+
+__all__ = ["ActiveLearner"]
+
+log = logging.getLogger("streamal")
+
+_STATE_FORMAT = 1
+_EXPIRE_EVERY = 256
+
+
+class ActiveLearner:
+    """Decides which records to label and learns from the labels that come back.
+
+    Parameters
+    ----------
+    model
+        A river classifier (or anything with ``predict_proba_one`` and
+        ``learn_one``). Default: ``StandardScaler | LogisticRegression``,
+        one-vs-rest for more than two classes. Labels of any hashable type
+        work; binary-only models get their labels mapped.
+    strategy
+        A ``QueryStrategy`` or its snake_case name. Default:
+        ``VariableUncertainty(budget=0.1)``.
+    budget
+        Used only when ``strategy`` is given by name.
+    utility
+        ``"least_confidence"`` (default), ``"margin"`` or ``"entropy"``.
+    budget_cap
+        Put a hard cap over the strategy: after ``n`` records at most
+        ``ceil(budget n) + 1`` requests. On by default.
+    drift
+        ``True`` for an ADWIN monitor on the error stream of labelled
+        records, a ``DriftMonitor``, or ``None`` for none. On drift the
+        strategy's threshold is reset.
+    pending_ttl, max_pending
+        Time-to-live (seconds of the learner's clock) and size bound of the
+        pending-request table.
+    cold_start
+        While fewer than two classes, or fewer than this many labels of
+        some class, have been seen, query every record the cap allows
+        (up to ``cold_start_max`` labels), so an untrained model cannot
+        starve the strategy.
+    classes
+        Labels known in advance (optional).
+    seed
+        Seed handed to a strategy built by name.
+    clock
+        Returns the current time in seconds, used when a record carries no
+        event time. Inject a fake one in tests.
+    """
+
+    def __init__(
+        self,
+        model: Any = None,
+        strategy: QueryStrategy | str | None = None,
+        *,
+        budget: float = 0.1,
+        utility: str = "least_confidence",
+        budget_cap: bool = True,
+        drift: bool | DriftMonitor | None = True,
+        pending_ttl: float | None = 86_400.0,
+        max_pending: int = 100_000,
+        cold_start: int = 3,
+        cold_start_max: int = 50,
+        classes: Iterable[Any] | None = None,
+        seed: int | None = 0,
+        clock: Callable[[], float] = time.time,
+    ):
+        classes = list(classes) if classes is not None else None
+        if model is None:
+            model = default_model(len(classes) if classes else 2)
+        self.model = model if isinstance(model, Classifier) else Classifier(model, classes)
+        if strategy is None:
+            strategy = VariableUncertainty(budget=budget)
+        elif isinstance(strategy, str):
+            strategy = get_strategy(strategy, budget=budget, seed=seed)
+        if not callable(getattr(strategy, "ask", None)):
+            raise TypeError(f"strategy must be a QueryStrategy or a name, got {strategy!r}")
+        self.strategy = strategy
+        self.utility_name = utility
+        self._utility = get_utility(utility)
+        self.cap = BudgetCap(strategy.budget) if budget_cap else None
+        if drift is True:
+            drift = DriftMonitor()
+        self.drift = drift or None
+        self.pending = PendingRequests(ttl=pending_ttl, max_size=max_pending)
+        self.cold_start = cold_start
+        self.cold_start_max = cold_start_max
+        self.clock = clock
+        # plain counters: read by the metrics collector at scrape time
+        self.n_records = 0
+        self.n_queries = 0
+        self.labels_applied = 0
+        self.labels_rejected: Counter[str] = Counter()
+        self.label_counts: Counter[Any] = Counter()
+        self.labelled_correct = 0
+        self.labelled_scored = 0
+        self.iw_correct = 0.0
+        self.iw_total = 0.0
+        self._warm = cold_start <= 0
+
+    # -- deciding -------------------------------------------------------------
+
+    def decide(self, record: Record | Mapping[str, Any], now: float | None = None) -> Decision:
+        """Score one record and decide whether to request its label."""
+        if not isinstance(record, Record):
+            record = Record(id=f"r{self.n_records + 1}", features=dict(record))
+        if now is None:
+            now = record.ts if record.ts is not None else self.clock()
+        self.n_records += 1
+        proba = self.model.predict_proba_one(record.features)
+        utility = self._utility(proba)
+        if proba:
+            prediction = max(proba, key=proba.__getitem__)
+            confidence = proba[prediction]
+        else:
+            prediction, confidence = None, 0.0
+        cap = self.cap
+        allowed = cap.allows() if cap is not None else True
+        if self._warm or self._warmed_up():
+            query = self.strategy.ask(utility, allowed)
+            query_probability = self.strategy.query_probability
+            reason = "strategy"
+        else:
+            query = allowed
+            query_probability = 1.0 if allowed else 0.0
+            reason = "cold_start"
+        if cap is not None:
+            cap.spend(query)
+        request_id = None
+        if query:
+            self.n_queries += 1
+            request_id = f"q-{record.id}"
+            self.pending.add(
+                request_id,
+                record.features,
+                now=now,
+                record_id=record.id,
+                prediction=prediction,
+                query_probability=query_probability,
+            )
+        if self.n_records % _EXPIRE_EVERY == 0:
+            self.pending.expire(now)
+        return Decision(
+            record.id,
+            query,
+            request_id,
+            utility,
+            confidence,
+            prediction,
+            proba,
+            query_probability,
+            reason,
+        )
+
+    def _warmed_up(self) -> bool:
+        """True once the cold start is over (and from then on)."""
+        counts = self.label_counts
+        warm = (len(counts) >= 2 and min(counts.values()) >= self.cold_start) or (
+            self.labels_applied >= self.cold_start_max
+        )
+        self._warm = warm
+        return warm
+
+    # -- learning -------------------------------------------------------------
+
+    def learn(
+        self,
+        request: str | Mapping[str, Any],
+        label: Any,
+        *,
+        now: float | None = None,
+        weight: float = 1.0,
+    ) -> str:
+        """Apply a label; returns ``"applied"`` or why it was rejected.
+
+        ``request`` is a request id from a ``Decision`` (labels may come late
+        and in any order), or a feature dict to learn from directly. A
+        label for an unknown, already answered or expired request is
+        counted and its reason returned (``"unknown"``, ``"duplicate"``,
+        ``"expired"``, ``"invalid_label"``); nothing is raised.
+        """
+        if label is None or not _hashable(label):
+            self.labels_rejected["invalid_label"] += 1
+            return "invalid_label"
+        if isinstance(request, Mapping):
+            self._learn_features(dict(request), label, weight)
+            return "applied"
+        if now is None:
+            now = self.clock()
+        req = self.pending.pop(request, now)
+        if isinstance(req, str):
+            self.labels_rejected[req] += 1
+            return req
+        if req.prediction is not None:
+            correct = req.prediction == label
+            self.labelled_scored += 1
+            self.labelled_correct += correct
+            if req.query_probability > 0:
+                w = 1.0 / req.query_probability
+                self.iw_total += w
+                self.iw_correct += w * correct
+            if self.drift is not None and self.drift.update(not correct):
+                self.strategy.on_drift()
+                log.info(
+                    "drift detected after %d labelled records (record %d); threshold reset",
+                    self.drift.n,
+                    self.n_records,
+                )
+        self._learn_features(req.features, label, weight)
+        return "applied"
+
+    def _learn_features(self, features: dict[str, Any], label: Any, weight: float) -> None:
+        self.model.learn_one(features, label, weight)
+        self.label_counts[label] += 1
+        self.labels_applied += 1
+
+    # -- reading --------------------------------------------------------------
+
+    @property
+    def drift_detections(self) -> int:
+        return self.drift.detections if self.drift is not None else 0
+
+    @property
+    def threshold(self) -> float | None:
+        return self.strategy.threshold
+
+    @property
+    def labelled_accuracy(self) -> float | None:
+        """Accuracy of the predictions on the records that got a label (biased)."""
+        return self.labelled_correct / self.labelled_scored if self.labelled_scored else None
+
+    @property
+    def weighted_accuracy(self) -> float | None:
+        """Accuracy weighted by inverse query probability (less biased estimate)."""
+        return self.iw_correct / self.iw_total if self.iw_total else None
+
+    # -- state ----------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to resume, as a picklable dict (clock excluded)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("clock", "_utility")}
+        state["format"] = _STATE_FORMAT
+        return state
+
+    @classmethod
+    def from_state(
+        cls, state: Mapping[str, Any], clock: Callable[[], float] = time.time
+    ) -> ActiveLearner:
+        """Rebuild a learner from ``state()``; decisions continue as if never stopped."""
+        if state.get("format") != _STATE_FORMAT:
+            raise ValueError(f"unsupported learner state format {state.get('format')!r}")
+        learner = cls.__new__(cls)
+        learner.__dict__.update({k: v for k, v in state.items() if k != "format"})
+        learner._utility = get_utility(learner.utility_name)
+        learner.clock = clock
+        return learner
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True

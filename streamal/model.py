@@ -1,0 +1,117 @@
+"""The model behind the learner: any river-style classifier, any label type.
+
+river's binary linear models expect ``True``/``False`` targets. ``Classifier``
+maps the user's labels (strings, ints, bools) onto them and back, and turns
+a binary-only model into one-vs-rest when a third class shows up (or from
+the start when more than two ``classes`` are declared).
+
+>>> from river import linear_model
+>>> m = Classifier(linear_model.LogisticRegression())
+>>> m.predict_proba_one({"x": 1.0})
+{}
+>>> m.learn_one({"x": 1.0}, "UP"); m.learn_one({"x": -1.0}, "DOWN")
+>>> sorted(m.predict_proba_one({"x": 1.0}))
+['DOWN', 'UP']
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["Classifier", "default_model"]
+
+log = logging.getLogger("streamal")
+
+
+def default_model(n_classes: int = 2) -> Any:
+    """``StandardScaler | LogisticRegression``; one-vs-rest for more than two classes."""
+    from river import linear_model, multiclass, preprocessing
+
+    clf: Any = linear_model.LogisticRegression()
+    if n_classes > 2:
+        clf = multiclass.OneVsRestClassifier(clf)
+    return preprocessing.StandardScaler() | clf
+
+
+def _is_binary_only(model: Any) -> bool:
+    # river classifiers say whether they handle more than two classes;
+    # any other object with predict_proba_one/learn_one is taken as multi-class
+    return getattr(model, "_multiclass", True) is False
+
+
+def _one_vs_rest(model: Any) -> Any:
+    from river import compose, multiclass
+
+    if isinstance(model, compose.Pipeline):
+        steps = list(model.steps.values())
+        return compose.Pipeline(
+            *[s.clone() for s in steps[:-1]], multiclass.OneVsRestClassifier(steps[-1].clone())
+        )
+    return multiclass.OneVsRestClassifier(model.clone())
+
+
+class Classifier:
+    """Wraps a river classifier so that it takes and returns the user's labels.
+
+    Parameters
+    ----------
+    model
+        Anything with ``predict_proba_one`` and ``learn_one``.
+    classes
+        Labels known in advance (optional). More than two with a binary-only
+        model gives one-vs-rest from the start.
+    """
+
+    def __init__(self, model: Any, classes: Iterable[Any] | None = None):
+        for verb in ("predict_proba_one", "learn_one"):
+            if not callable(getattr(model, verb, None)):
+                raise TypeError(f"the model must have a {verb}() method; got {model!r}")
+        self.classes: list[Any] = list(dict.fromkeys(classes or ()))
+        self.upgrades = 0
+        if _is_binary_only(model) and len(self.classes) > 2:
+            model = _one_vs_rest(model)
+        self.model = model
+        self._binary = _is_binary_only(model)
+        self._labels_seen: set[Any] = set()
+
+    @property
+    def n_labels_seen(self) -> int:
+        return len(self._labels_seen)
+
+    def predict_proba_one(self, x: dict[str, Any]) -> dict[Any, float]:
+        if not self._labels_seen:
+            return {}
+        if not self._binary:
+            return self.model.predict_proba_one(x)
+        if len(self._labels_seen) < 2:
+            return {next(iter(self._labels_seen)): 1.0}
+        p = self.model.predict_proba_one(x)
+        neg, pos = self.classes[0], self.classes[1]
+        p_pos = p.get(True, 0.0)
+        return {neg: 1.0 - p_pos, pos: p_pos}
+
+    def learn_one(self, x: dict[str, Any], y: Any, w: float = 1.0) -> None:
+        if y not in self._labels_seen:
+            self._labels_seen.add(y)
+            if y not in self.classes:
+                self.classes.append(y)
+            if self._binary and len(self.classes) > 2:
+                log.warning(
+                    "label %r is a third class for a binary model; switching to "
+                    "one-vs-rest, which learns afresh from here on",
+                    y,
+                )
+                self.model = _one_vs_rest(self.model)
+                self._binary = False
+                self.upgrades += 1
+        if self._binary:
+            y = y != self.classes[0]
+        if w != 1.0:
+            try:
+                self.model.learn_one(x, y, w=w)
+                return
+            except TypeError:
+                pass
+        self.model.learn_one(x, y)

@@ -1,0 +1,64 @@
+"""Stream query strategies, one family per module.
+
+Each strategy is a small object with ``ask(utility) -> bool``; the CLI and
+configuration name them in snake_case.
+
+>>> from streamal import strategies
+>>> strategies.get("variable_uncertainty", budget=0.05)
+VariableUncertainty(budget=0.05, theta=1.0, step=0.01, w=100)
+>>> sorted(strategies.STRATEGIES)[:3]
+['balanced_incremental_quantile_filter', 'fixed_uncertainty', 'periodic_sampling']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamal.strategies.base import QueryStrategy, snake_case
+from streamal.strategies.quantile import BalancedIncrementalQuantileFilter
+from streamal.strategies.random import PeriodicSampling, RandomSampling
+from streamal.strategies.uncertainty import (
+    FixedUncertainty,
+    RandomizedVariableUncertainty,
+    Split,
+    VariableUncertainty,
+)
+
+__all__ = [
+    "QueryStrategy",
+    "RandomSampling",
+    "PeriodicSampling",
+    "FixedUncertainty",
+    "VariableUncertainty",
+    "RandomizedVariableUncertainty",
+    "Split",
+    "BalancedIncrementalQuantileFilter",
+    "STRATEGIES",
+    "get",
+]
+
+STRATEGIES: dict[str, type[QueryStrategy]] = {
+    snake_case(cls.__name__): cls
+    for cls in (
+        RandomSampling,
+        PeriodicSampling,
+        FixedUncertainty,
+        VariableUncertainty,
+        RandomizedVariableUncertainty,
+        Split,
+        BalancedIncrementalQuantileFilter,
+    )
+}
+
+
+def get(name: str, **params: Any) -> QueryStrategy:
+    """Build a strategy from its snake_case name; ``seed`` is dropped where unused."""
+    try:
+        cls = STRATEGIES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown strategy {name!r}; choose one of {', '.join(sorted(STRATEGIES))}"
+        ) from None
+    if "seed" in params and not hasattr(cls(), "seed"):
+        params.pop("seed")
+    return cls(**params)

@@ -1,0 +1,95 @@
+"""Baselines that ignore the utility: random and periodic sampling."""
+
+from __future__ import annotations
+
+import random as _random
+
+from streamal.strategies.base import QueryStrategy, check_window
+
+__all__ = ["RandomSampling", "PeriodicSampling"]
+
+
+class RandomSampling(QueryStrategy):
+    """Query each record with probability ``budget``, within the windowed estimate.
+
+    The baseline every strategy must beat. The windowed estimate
+    ``u_t = u_{t-1} (w - 1) / w + l_t`` stops it from spending in bursts,
+    as in scikit-activeml's ``RandomBudgetManager``.
+
+    Parameters
+    ----------
+    budget
+        Fraction of records to label.
+    w
+        Window of the budget estimate.
+    seed
+        Seed of the private random generator.
+
+    Examples
+    --------
+    >>> s = RandomSampling(budget=0.1, seed=1)  # the window keeps it under 10 %
+    >>> sum(s.ask(0.5) for _ in range(10_000))
+    884
+
+    References
+    ----------
+    Žliobaitė, Bifet, Pfahringer, Holmes (2014). Active Learning With
+    Drifting Streaming Data. IEEE TNNLS 25(1), "Random" baseline.
+    """
+
+    def __init__(self, budget: float = 0.1, w: int = 100, seed: int | None = None):
+        super().__init__(budget)
+        self.w = check_window(w)
+        self.seed = seed
+        self._reset()
+
+    def _reset(self) -> None:
+        self._rng = _random.Random(self.seed)
+        self._u = 0.0
+        self._decay = (self.w - 1) / self.w
+
+    def ask(self, utility: float, allowed: bool = True) -> bool:
+        draw = self._rng.random()
+        if allowed and self._u / self.w < self.budget:
+            query = draw <= self.budget
+            self.query_probability = self.budget
+        else:
+            query = False
+            self.query_probability = 0.0
+        self._u = self._u * self._decay + query
+        return query
+
+
+class PeriodicSampling(QueryStrategy):
+    """Query every ``1 / budget``-th record: whenever ``n b - queried >= 1``.
+
+    Deterministic and utility-blind; useful as a second baseline and for
+    streams where labels must be spread evenly in time.
+
+    Examples
+    --------
+    >>> s = PeriodicSampling(budget=0.25)
+    >>> [s.ask(0.0) for _ in range(8)]
+    [False, False, False, True, False, False, False, True]
+
+    References
+    ----------
+    Kottke, Krempl, Spiliopoulou (2015). Probabilistic Active Learning in
+    Datastreams. IDA 2015, "periodic" baseline (scikit-activeml
+    ``PeriodicSampling``).
+    """
+
+    def __init__(self, budget: float = 0.1):
+        super().__init__(budget)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._seen = 0
+        self._queried = 0
+
+    def ask(self, utility: float, allowed: bool = True) -> bool:
+        self._seen += 1
+        query = allowed and self._seen * self.budget - self._queried >= 1
+        self._queried += query
+        self.query_probability = 1.0 if query else 0.0
+        return query
