@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Record", "Decision", "Label"]
+__all__ = ["Record", "Decision", "Label", "BadInput"]
 
 
 @dataclass(slots=True)
@@ -86,3 +86,18 @@ class Label:
     label: Any
     annotator: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BadInput:
+    """Input that could not be used, with the reason; it goes to the dead letters."""
+
+    reason: str
+    raw: Any = None
+    where: str | None = None
+
+    def to_dead_letter(self) -> dict[str, Any]:
+        raw = self.raw
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", "replace")
+        return {"reason": self.reason, "where": self.where, "raw": raw}
