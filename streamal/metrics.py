@@ -12,7 +12,7 @@ histogram.
 >>> metrics = Metrics(registry, learner)
 >>> _ = learner.decide({"x": 1.0})
 >>> registry.get_sample_value("streamal_records_total")
-1.0
+1
 """
 
 from __future__ import annotations
