@@ -46,3 +46,27 @@ class DriftMonitor:
             self.last_detection = self.n
             return True
         return False
+
+
+DETECTORS = ("adwin", "page_hinkley", "kswin", "ddm", "none")
+
+
+def make_drift_monitor(name: str = "adwin", seed: int | None = 0) -> DriftMonitor | None:
+    """A monitor around a river detector by name (``none`` for no monitor).
+
+    >>> make_drift_monitor("page_hinkley").detector
+    PageHinkley (...)
+    """
+    from river import drift
+
+    if name == "none":
+        return None
+    detectors = {
+        "adwin": lambda: drift.ADWIN(),
+        "page_hinkley": lambda: drift.PageHinkley(),
+        "kswin": lambda: drift.KSWIN(seed=seed),
+        "ddm": lambda: drift.binary.DDM(),
+    }
+    if name not in detectors:
+        raise ValueError(f"unknown drift detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    return DriftMonitor(detectors[name]())

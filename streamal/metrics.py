@@ -72,7 +72,9 @@ class _Collector:
             received = max(received, stats.labels_received)
         yield CounterMetricFamily("streamal_labels_received", "Labels received.", value=received)
         yield CounterMetricFamily(
-            "streamal_labels_applied", "Labels the model learned from.", value=learner.labels_applied
+            "streamal_labels_applied",
+            "Labels the model learned from.",
+            value=learner.labels_applied,
         )
         rejected = CounterMetricFamily(
             "streamal_labels_rejected", "Labels rejected, by reason.", labels=["reason"]
@@ -87,7 +89,8 @@ class _Collector:
             rejected.add_metric([reason], count)
         yield rejected
         dead = CounterMetricFamily(
-            "streamal_dead_letters", "Records and labels sent to the dead letters, by reason.",
+            "streamal_dead_letters",
+            "Records and labels sent to the dead letters, by reason.",
             labels=["kind"],
         )
         if stats is not None:
@@ -98,7 +101,8 @@ class _Collector:
             "streamal_pending_requests", "Requests waiting for a label.", value=len(learner.pending)
         )
         yield CounterMetricFamily(
-            "streamal_pending_expired", "Requests that expired unanswered.",
+            "streamal_pending_expired",
+            "Requests that expired unanswered.",
             value=learner.pending.expired,
         )
         yield GaugeMetricFamily(
@@ -107,7 +111,8 @@ class _Collector:
             value=learner.n_queries / n if n else 0.0,
         )
         yield GaugeMetricFamily(
-            "streamal_budget_ratio", "Configured budget (fraction of records).",
+            "streamal_budget_ratio",
+            "Configured budget (fraction of records).",
             value=learner.strategy.budget,
         )
         threshold = learner.threshold

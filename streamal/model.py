@@ -115,3 +115,25 @@ class Classifier:
             except TypeError:
                 pass
         self.model.learn_one(x, y)
+
+
+MODELS = ("logistic_regression", "hoeffding_tree", "hoeffding_adaptive_tree", "naive_bayes")
+
+
+def make_model(name: str = "logistic_regression", n_classes: int = 2) -> Any:
+    """A model by name, standard-scaled where it helps.
+
+    >>> make_model("hoeffding_tree")
+    HoeffdingTreeClassifier (...)
+    """
+    from river import naive_bayes, preprocessing, tree
+
+    if name == "logistic_regression":
+        return default_model(n_classes)
+    if name == "hoeffding_tree":
+        return tree.HoeffdingTreeClassifier()
+    if name == "hoeffding_adaptive_tree":
+        return tree.HoeffdingAdaptiveTreeClassifier(seed=0)
+    if name == "naive_bayes":
+        return preprocessing.StandardScaler() | naive_bayes.GaussianNB()
+    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")

@@ -50,7 +50,9 @@ class PendingRequests:
         rather than ``unknown``.
     """
 
-    def __init__(self, ttl: float | None = 86_400.0, max_size: int = 100_000, memory: int = 100_000):
+    def __init__(
+        self, ttl: float | None = 86_400.0, max_size: int = 100_000, memory: int = 100_000
+    ):
         if ttl is not None and ttl <= 0:
             raise ValueError(f"ttl must be positive or None, got {ttl!r}")
         if max_size <= 0:

@@ -35,7 +35,9 @@ class SimulatedAnnotator:
         Annotator id carried on the labels.
     """
 
-    def __init__(self, delay: int = 200, noise: float = 0.05, seed: int | None = 0, name: str = "simulated"):
+    def __init__(
+        self, delay: int = 200, noise: float = 0.05, seed: int | None = 0, name: str = "simulated"
+    ):
         if delay < 0:
             raise ValueError(f"delay must be >= 0, got {delay!r}")
         if not 0.0 <= noise <= 1.0:

@@ -88,7 +88,9 @@ class IterableSource:
             elif isinstance(item, dict):
                 yield _from_object(item, str(i))
             else:
-                yield BadInput(f"cannot read a record from {type(item).__name__}", repr(item), str(i))
+                yield BadInput(
+                    f"cannot read a record from {type(item).__name__}", repr(item), str(i)
+                )
 
 
 def _from_object(obj: dict[str, Any], default_id: str) -> Record | BadInput:
@@ -114,7 +116,9 @@ class CsvSource:
     feature); the ``target`` column becomes the record's true label.
     """
 
-    def __init__(self, path: str | Path, target: str | None = "label", id_column: str | None = None):
+    def __init__(
+        self, path: str | Path, target: str | None = "label", id_column: str | None = None
+    ):
         self.path = path
         self.target = target
         self.id_column = id_column
@@ -130,7 +134,9 @@ class CsvSource:
             for i, row in enumerate(reader):
                 where = f"{self.path}:{i + 2}"
                 if len(row) != n:
-                    yield BadInput(f"row has {len(row)} fields, header has {n}", ",".join(row), where)
+                    yield BadInput(
+                        f"row has {len(row)} fields, header has {n}", ",".join(row), where
+                    )
                     continue
                 features: dict[str, Any] = {}
                 label = None
@@ -163,7 +169,9 @@ class JsonlSource:
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as e:
-                    yield BadInput(f"malformed JSON: {e.msg} at column {e.colno}", line.rstrip("\n"), where)
+                    yield BadInput(
+                        f"malformed JSON: {e.msg} at column {e.colno}", line.rstrip("\n"), where
+                    )
                     continue
                 if not isinstance(obj, dict):
                     yield BadInput("a record must be a JSON object", line.rstrip("\n"), where)
@@ -194,7 +202,8 @@ class SyntheticSource:
         if name != "sea_drift" and not hasattr(synth, name):
             choices = sorted(c for c in dir(synth) if c[:1].isupper())
             raise ValueError(
-                f"unknown synthetic stream {name!r}; choose sea_drift or one of {', '.join(choices)}"
+                f"unknown synthetic stream {name!r}; "
+                f"choose sea_drift or one of {', '.join(choices)}"
             )
 
     def _stream(self) -> Iterator[tuple[dict, Any]]:

@@ -1,0 +1,310 @@
+"""Configuration: a TOML file, every key also settable by a command-line flag.
+
+Each option has one home, ``[section] key`` in the file and ``--flag`` on
+the command line; a flag wins over the file, the file over the default. A
+bad value stops with one line naming the key.
+
+>>> settings = load_settings(overrides={"learner.budget": 0.05})
+>>> settings["learner.budget"], settings["learner.strategy"]
+(0.05, 'variable_uncertainty')
+>>> load_settings(overrides={"learner.budget": 2.0})
+Traceback (most recent call last):
+streamal.config.ConfigError: learner.budget: must be in (0, 1], got 2.0
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streamal.drift import DETECTORS as DRIFT
+from streamal.model import MODELS
+from streamal.strategies import STRATEGIES
+from streamal.utility import UTILITIES
+
+__all__ = ["Option", "OPTIONS", "ConfigError", "load_settings"]
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Option:
+    key: str  # "section.name" in TOML
+    flag: str
+    type: type
+    default: Any
+    help: str
+    check: Callable[[Any], str | None] | None = None
+    choices: tuple[str, ...] | None = None
+
+
+def _fraction(v: float) -> str | None:
+    return None if 0.0 < v <= 1.0 else f"must be in (0, 1], got {v!r}"
+
+
+def _unit(v: float) -> str | None:
+    return None if 0.0 <= v <= 1.0 else f"must be in [0, 1], got {v!r}"
+
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else f"must be positive, got {v!r}"
+
+
+def _non_negative(v: float) -> str | None:
+    return None if v >= 0 else f"must be >= 0, got {v!r}"
+
+
+def _port(v: int) -> str | None:
+    return None if 0 <= v <= 65535 else f"must be a port number (0 disables), got {v!r}"
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "source.spec",
+        "--source",
+        str,
+        "synth:sea_drift",
+        "where records come from: synth:NAME, river:NAME, a .csv[.gz]/.jsonl[.gz] file, "
+        "'-' (JSON lines on stdin) or a connector scheme",
+    ),
+    Option(
+        "source.period",
+        "--drift-period",
+        int,
+        10_000,
+        "records between concept switches of synth:sea_drift",
+        _positive,
+    ),
+    Option(
+        "source.require_all_features",
+        "--require-all-features",
+        bool,
+        True,
+        "reject records that lack a feature the first record had (turn off for sparse data)",
+    ),
+    Option("run.seed", "--seed", int, 42, "seed of the stream, the strategy and the annotator"),
+    Option(
+        "run.max_records",
+        "--max-records",
+        int,
+        0,
+        "stop after this many records (0: run until the source ends or Ctrl-C)",
+        _non_negative,
+    ),
+    Option(
+        "learner.strategy",
+        "--strategy",
+        str,
+        "variable_uncertainty",
+        "query strategy",
+        choices=tuple(sorted(STRATEGIES)),
+    ),
+    Option(
+        "learner.budget",
+        "--budget",
+        float,
+        0.1,
+        "fraction of records whose label may be requested",
+        _fraction,
+    ),
+    Option(
+        "learner.utility",
+        "--utility",
+        str,
+        "least_confidence",
+        "how uncertainty is measured",
+        choices=tuple(UTILITIES),
+    ),
+    Option(
+        "learner.model",
+        "--model",
+        str,
+        "logistic_regression",
+        "river model (standard-scaled; one-vs-rest for several classes where needed)",
+        choices=MODELS,
+    ),
+    Option(
+        "learner.drift",
+        "--drift",
+        str,
+        "adwin",
+        "drift detector on the error stream of labelled records",
+        choices=DRIFT,
+    ),
+    Option(
+        "learner.budget_cap",
+        "--budget-cap",
+        bool,
+        True,
+        "hard cap: after n records at most ceil(budget*n)+1 requests",
+    ),
+    Option(
+        "learner.pending_ttl",
+        "--pending-ttl",
+        float,
+        86_400.0,
+        "seconds a label request waits for its label",
+        _positive,
+    ),
+    Option(
+        "learner.max_pending",
+        "--max-pending",
+        int,
+        100_000,
+        "most label requests waiting at once (the oldest expires first)",
+        _positive,
+    ),
+    Option(
+        "annotator.enabled",
+        "--annotator",
+        bool,
+        True,
+        "answer requests with the simulated annotator (needs true labels in the source)",
+    ),
+    Option(
+        "annotator.delay",
+        "--annotator-delay",
+        int,
+        200,
+        "records between a request and the simulated answer",
+        _non_negative,
+    ),
+    Option(
+        "annotator.noise",
+        "--annotator-noise",
+        float,
+        0.05,
+        "probability that a simulated answer is wrong",
+        _unit,
+    ),
+    Option(
+        "output.requests",
+        "--requests",
+        str,
+        "streamal-out/requests.jsonl",
+        "label requests as JSON lines ('-' for stdout)",
+    ),
+    Option(
+        "output.dead_letters",
+        "--dead-letters",
+        str,
+        "streamal-out/dead-letters.jsonl",
+        "rejected records and labels as JSON lines, with the reason",
+    ),
+    Option(
+        "output.summary_every",
+        "--summary-every",
+        int,
+        10_000,
+        "print a one-line summary to stderr every N records (0: never)",
+        _non_negative,
+    ),
+    Option(
+        "metrics.host",
+        "--metrics-host",
+        str,
+        "127.0.0.1",
+        "address the Prometheus endpoint listens on",
+    ),
+    Option(
+        "metrics.port",
+        "--metrics-port",
+        int,
+        9108,
+        "port of the Prometheus endpoint (0 disables it)",
+        _port,
+    ),
+    Option(
+        "checkpoint.path",
+        "--checkpoint",
+        str,
+        "",
+        "checkpoint file: resume from it on start, save to it while running",
+    ),
+    Option(
+        "checkpoint.every",
+        "--checkpoint-every",
+        int,
+        10_000,
+        "records between checkpoints",
+        _positive,
+    ),
+    Option(
+        "checkpoint.seconds",
+        "--checkpoint-seconds",
+        float,
+        60.0,
+        "seconds between checkpoints",
+        _positive,
+    ),
+    Option(
+        "checkpoint.key_file",
+        "--checkpoint-key-file",
+        str,
+        "",
+        "file holding the HMAC key that signs checkpoints "
+        "(default: $STREAMAL_CHECKPOINT_KEY, else PATH.key, created on first use)",
+    ),
+)
+
+BY_KEY = {o.key: o for o in OPTIONS}
+
+
+def _coerce(option: Option, value: Any) -> Any:
+    t = option.type
+    if t is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{option.key}: must be true or false, got {value!r}")
+    if t is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, t) or isinstance(value, bool):
+        raise ConfigError(f"{option.key}: must be {t.__name__}, got {value!r}")
+    if option.choices and value not in option.choices:
+        raise ConfigError(
+            f"{option.key}: must be one of {', '.join(option.choices)}, got {value!r}"
+        )
+    if option.check is not None and (problem := option.check(value)):
+        raise ConfigError(f"{option.key}: {problem}")
+    return value
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Flatten a TOML file to ``{"section.key": value}``; unknown keys are errors."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    flat: dict[str, Any] = {}
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{section}: expected a [{section}] table, got a value")
+        for name, value in table.items():
+            key = f"{section}.{name}"
+            if key not in BY_KEY:
+                raise ConfigError(f"{key}: unknown key (see 'streamal run --help')")
+            flat[key] = value
+    return flat
+
+
+def load_settings(
+    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Defaults, then the TOML file, then overrides; every value checked."""
+    values = {o.key: o.default for o in OPTIONS}
+    if path:
+        values.update(read_toml(path))
+    for key, value in (overrides or {}).items():
+        if key not in BY_KEY:
+            raise ConfigError(f"{key}: unknown key")
+        if value is not None:
+            values[key] = value
+    return {key: _coerce(BY_KEY[key], value) for key, value in values.items()}
