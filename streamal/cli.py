@@ -1,0 +1,278 @@
+"""The front door: ``streamal run``, ``streamal replay``, ``streamal strategies``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from streamal import __version__
+from streamal.config import OPTIONS, ConfigError, load_settings
+from streamal.strategies import STRATEGIES
+
+log = logging.getLogger("streamal")
+
+_RUN_EPILOG = """\
+With no options, runs the embedded default: a synthetic stream whose concept
+switches abruptly every 10,000 records, a simulated annotator that answers
+after 200 records and is wrong 5 % of the time, label requests written to
+streamal-out/requests.jsonl, a summary line on stderr every 10,000 records,
+and Prometheus metrics on http://127.0.0.1:9108/metrics. Stop with Ctrl-C
+or SIGTERM (state is checkpointed first when --checkpoint is set).
+
+Every option can also be set in the TOML file given by --config, under the
+[section] key shown in brackets; a flag wins over the file.
+"""
+
+_REPLAY_EPILOG = """\
+Each file is a CSV with a header and a 'label' column (.gz read as gzip).
+Every record is predicted first, then learned from if its label was
+requested (prequential, test-then-train), so accuracy covers the whole
+stream. Strategies are set beside random sampling at the same budget and
+beside learning on every label. Deterministic strategies run once whatever
+--seeds says.
+
+example: streamal replay elec2.csv.gz --budget 0.1 --strategy variable_uncertainty \\
+             --strategy split --seeds 5 --json results.json
+"""
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    for opt in OPTIONS:
+        help_text = f"{opt.help} [{opt.key}] (default: {opt.default!r})"
+        if opt.type is bool:
+            parser.add_argument(
+                opt.flag, dest=opt.key, action=argparse.BooleanOptionalAction, default=None,
+                help=help_text,
+            )  # fmt: skip
+        else:
+            parser.add_argument(
+                opt.flag, dest=opt.key, type=opt.type, default=None, choices=opt.choices,
+                metavar=None if opt.choices else opt.type.__name__.upper(), help=help_text,
+            )  # fmt: skip
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much to log on stderr (default: INFO)",
+    )  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamal",
+        description="Online active learning: pick the records of a live stream worth a "
+        "human label, within a budget, and keep the model learning.",
+    )
+    parser.add_argument("--version", action="version", version=f"streamal {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", help="run the daemon (the embedded default needs no service)",
+        description="Run the active-learning loop on a stream.", epilog=_RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    _add_run_options(run)
+
+    replay = sub.add_parser(
+        "replay", help="compare strategies on labelled stream files",
+        description="Evaluate query strategies on labelled CSV streams.", epilog=_REPLAY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    replay.add_argument("paths", nargs="+", metavar="PATH", help="CSV file(s), .csv or .csv.gz")
+    replay.add_argument(
+        "--strategy", action="append", choices=sorted(STRATEGIES), metavar="NAME",
+        help="strategy to evaluate; repeat for several (default: variable_uncertainty). "
+        f"One of: {', '.join(sorted(STRATEGIES))}",
+    )  # fmt: skip
+    replay.add_argument("--budget", type=float, default=0.1, help="label budget (default: 0.1)")
+    replay.add_argument(
+        "--seeds", type=int, default=1, help="seeds per randomised strategy (default: 1)"
+    )
+    replay.add_argument(
+        "--delay", type=int, default=0, help="records before a label arrives (default: 0)"
+    )
+    replay.add_argument(
+        "--model", default="logistic_regression",
+        choices=["logistic_regression", "hoeffding_tree", "hoeffding_adaptive_tree",
+                 "naive_bayes"],
+        help="river model (default: logistic_regression, standard-scaled)",
+    )  # fmt: skip
+    replay.add_argument(
+        "--max-records", type=int, default=0, help="read at most N records per file (0: all)"
+    )
+    replay.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
+    replay.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )  # fmt: skip
+
+    sub.add_parser("strategies", help="list the query strategies with a line on each")
+    return parser
+
+
+def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    overrides = {opt.key: getattr(args, opt.key) for opt in OPTIONS}
+    return load_settings(args.config, overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from streamal.drift import make_drift_monitor
+    from streamal.engine import Engine
+    from streamal.learner import ActiveLearner
+    from streamal.metrics import Metrics
+    from streamal.model import make_model
+    from streamal.schema import RecordValidator
+    from streamal.simulate import SimulatedAnnotator
+    from streamal.sinks import JsonlSink
+    from streamal.sources import open_source
+    from streamal.strategies import get as get_strategy
+
+    s = _settings_from_args(args)
+    seed = s["run.seed"]
+    spec = s["source.spec"]
+    params = {"period": s["source.period"]} if spec == "synth:sea_drift" else {}
+    source = open_source(spec, seed=seed, **params)
+    learner = ActiveLearner(
+        model=make_model(s["learner.model"]),
+        strategy=get_strategy(s["learner.strategy"], budget=s["learner.budget"], seed=seed),
+        utility=s["learner.utility"],
+        budget_cap=s["learner.budget_cap"],
+        drift=make_drift_monitor(s["learner.drift"], seed),
+        pending_ttl=s["learner.pending_ttl"],
+        max_pending=s["learner.max_pending"],
+    )
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, learner)
+    if s["metrics.port"]:
+        try:
+            start_http_server(s["metrics.port"], addr=s["metrics.host"], registry=registry)
+        except OSError as e:
+            raise ConfigError(
+                f"metrics.port: cannot listen on {s['metrics.host']}:{s['metrics.port']}: "
+                f"{e.strerror} (use --metrics-port 0 to disable)"
+            ) from None
+        log.info("metrics on http://%s:%d/metrics", s["metrics.host"], s["metrics.port"])
+    key = None
+    if s["checkpoint.key_file"]:
+        key = Path(s["checkpoint.key_file"]).read_bytes().strip()
+    requests = JsonlSink(s["output.requests"])
+    dead = JsonlSink(s["output.dead_letters"])
+    annotator = None
+    if s["annotator.enabled"]:
+        annotator = SimulatedAnnotator(s["annotator.delay"], s["annotator.noise"], seed=seed)
+    engine = Engine(
+        learner,
+        source,
+        requests=[requests],
+        dead_letters=dead,
+        annotator=annotator,
+        metrics=metrics,
+        checkpoint=s["checkpoint.path"] or None,
+        checkpoint_key=key,
+        checkpoint_every=s["checkpoint.every"],
+        checkpoint_seconds=s["checkpoint.seconds"],
+        summary_every=s["output.summary_every"],
+        validator=RecordValidator(require_all=s["source.require_all_features"]),
+    )
+
+    def _stop(signum: int, frame: Any) -> None:
+        log.info("%s received: finishing the current record and stopping", signal.strsignal(signum))
+        engine.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    log.info(
+        "streamal %s: source %s, strategy %s, budget %.1f%%, requests -> %s",
+        __version__, spec, s["learner.strategy"], 100 * s["learner.budget"], s["output.requests"],
+    )  # fmt: skip
+    try:
+        stats = engine.run(max_records=s["run.max_records"])
+    finally:
+        requests.close()
+        dead.close()
+    learner = engine.learner
+    log.info(
+        "stopped after %d records: %d label requests, %d labels applied, %d dead letters",
+        stats.records, learner.n_queries, learner.labels_applied,
+        sum(stats.dead_letters.values()),
+    )  # fmt: skip
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from streamal.evaluation import Progress, format_table, replay, runs_needed
+    from streamal.sources import read_labelled
+
+    if not 0 < args.budget <= 1:
+        raise ConfigError(f"--budget: must be in (0, 1], got {args.budget}")
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds: must be at least 1, got {args.seeds}")
+    if args.delay < 0:
+        raise ConfigError(f"--delay: must be >= 0, got {args.delay}")
+    strategies = args.strategy or ["variable_uncertainty"]
+    results = []
+    for path in args.paths:
+        xs, ys, skipped = read_labelled(path, limit=args.max_records or None)
+        if not ys:
+            raise ConfigError(f"{path}: no labelled records (is there a 'label' column?)")
+        if skipped:
+            log.warning("%s: skipped %d malformed rows", path, skipped)
+        total = runs_needed(strategies, args.seeds) * len(ys)
+        progress = Progress(total, force=bool(args.progress)) if args.progress is not False else None
+        result = replay(
+            xs, ys, strategies, budget=args.budget, seeds=args.seeds, delay=args.delay,
+            model=args.model, progress=progress,
+        )  # fmt: skip
+        result["dataset"] = Path(path).name
+        result["skipped_rows"] = skipped
+        results.append(result)
+        print(format_table(result, title=f"== {Path(path).name}"))
+        print()
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"results": results}, indent=2, default=str))
+        print(f"results written to {args.json}")
+    return 0
+
+
+def cmd_strategies(args: argparse.Namespace) -> int:
+    for name, cls in sorted(STRATEGIES.items()):
+        first = (cls.__doc__ or "").strip().splitlines()[0]
+        print(f"{name:<38} {first}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=getattr(args, "log_level", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    commands = {"run": cmd_run, "replay": cmd_replay, "strategies": cmd_strategies}
+    try:
+        return commands[args.command](args)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        print(f"streamal: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a checkpoint that cannot be trusted, among others
+        from streamal.checkpoint import CheckpointError
+
+        if isinstance(e, CheckpointError):
+            print(f"streamal: error: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

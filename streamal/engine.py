@@ -1,0 +1,270 @@
+"""Engine: the daemon's event loop. It owns no learning logic.
+
+For each record it applies the labels that are due, checks the record,
+asks the learner, writes label requests, and ticks the summary and the
+checkpoint. A record or label that cannot be used goes to the dead
+letters with its reason and a counter; the loop goes on.
+
+>>> from streamal import ActiveLearner
+>>> from streamal.sinks import CallableSink
+>>> from streamal.sources import SyntheticSource
+>>> from streamal.simulate import SimulatedAnnotator
+>>> requests = []
+>>> engine = Engine(
+...     ActiveLearner(),
+...     SyntheticSource("sea_drift", seed=1),
+...     requests=[CallableSink(requests.append)],
+...     annotator=SimulatedAnnotator(delay=10, noise=0.0),
+... )
+>>> stats = engine.run(max_records=1000)
+>>> stats.records, 0 < len(requests) <= 101
+(1000, True)
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, TextIO
+
+from streamal import checkpoint as ckpt
+from streamal.learner import ActiveLearner
+from streamal.records import BadInput, Label, Record
+from streamal.schema import RecordValidator
+
+__all__ = ["Engine", "EngineStats"]
+
+log = logging.getLogger("streamal")
+
+
+@dataclass
+class EngineStats:
+    """What the loop has done; saved with each checkpoint."""
+
+    records: int = 0  # records taken from the source, good or bad
+    labels_received: int = 0
+    dead_letters: Counter = field(default_factory=Counter)  # kind -> count
+    bad_labels: Counter = field(default_factory=Counter)  # malformed labels from a source
+    checkpoints: int = 0
+
+
+class Engine:
+    """Runs ``source -> learner -> sinks`` with labels coming back.
+
+    Parameters
+    ----------
+    learner
+        The ``ActiveLearner`` that decides and learns.
+    source
+        An iterable of ``Record`` / ``BadInput`` (see ``streamal.sources``).
+    requests
+        Sinks that receive each label request.
+    dead_letters
+        Sink for rejected records and labels (``None``: counted only).
+    annotator
+        A simulated annotator, fed each request with the record's true label.
+    labels
+        Anything with ``poll(now) -> list[Label]``: labels from elsewhere.
+    metrics
+        A ``streamal.metrics.Metrics``; the engine times decisions into it.
+    checkpoint, checkpoint_key
+        Checkpoint file and its signing key; resumed from at start.
+    checkpoint_every, checkpoint_seconds
+        Save after this many records or seconds, whichever comes first.
+    summary_every
+        Records between one-line summaries on ``out`` (0: none).
+    validator
+        Checks each record's features; default ``RecordValidator()``.
+    """
+
+    def __init__(
+        self,
+        learner: ActiveLearner,
+        source: Iterable[Record | BadInput],
+        *,
+        requests: Sequence[Any] = (),
+        dead_letters: Any = None,
+        annotator: Any = None,
+        labels: Any = None,
+        metrics: Any = None,
+        checkpoint: str | Path | None = None,
+        checkpoint_key: bytes | None = None,
+        checkpoint_every: int = 10_000,
+        checkpoint_seconds: float = 60.0,
+        summary_every: int = 0,
+        validator: RecordValidator | None = None,
+        clock: Callable[[], float] = time.time,
+        out: TextIO | None = None,
+    ):
+        self.learner = learner
+        self.source = source
+        self.requests = list(requests)
+        self.dead_letters = dead_letters
+        self.annotator = annotator
+        self.labels = labels
+        self.metrics = metrics
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.checkpoint_key = checkpoint_key
+        if self.checkpoint and checkpoint_key is None:
+            self.checkpoint_key = ckpt.resolve_key(self.checkpoint)
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_seconds = checkpoint_seconds
+        self.summary_every = summary_every
+        self.validator = validator or RecordValidator()
+        self.clock = clock
+        self.out = out if out is not None else sys.stderr
+        self.stats = EngineStats()
+        if metrics is not None:
+            metrics.engine_stats = self.stats
+        self._stopping = False
+        self._resumed = False
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to finish the current record, checkpoint and return."""
+        self._stopping = True
+
+    def _sinks(self) -> list[Any]:
+        return self.requests + ([self.dead_letters] if self.dead_letters is not None else [])
+
+    def resume(self) -> bool:
+        """Load the checkpoint if there is one; True if state was restored."""
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return False
+        state = ckpt.load(self.checkpoint, self.checkpoint_key)
+        self.learner = ActiveLearner.from_state(state["learner"], clock=self.learner.clock)
+        self.stats = state["stats"]
+        self.annotator = state["annotator"] if self.annotator is not None else None
+        self.validator = state["validator"]
+        # a crash after the checkpoint left outputs that the rerun writes again
+        for sink, position in zip(self._sinks(), state["sink_positions"], strict=False):
+            sink.truncate(position)
+        if self.metrics is not None:
+            self.metrics.learner = self.learner
+            self.metrics.engine_stats = self.stats
+        self._resumed = True
+        log.info("resumed from %s at record %d", self.checkpoint, self.stats.records)
+        return True
+
+    def save(self) -> None:
+        """Flush outputs, then write the checkpoint that matches them."""
+        if self.checkpoint is None:
+            return
+        for sink in self._sinks():
+            sink.flush(sync=True)
+        self.stats.checkpoints += 1
+        state = {
+            "learner": self.learner.state(),
+            "stats": self.stats,
+            "annotator": self.annotator,
+            "validator": self.validator,
+            "sink_positions": [sink.position() for sink in self._sinks()],
+        }
+        ckpt.save(self.checkpoint, state, self.checkpoint_key)
+
+    # -- the loop -------------------------------------------------------------
+
+    def run(self, max_records: int = 0) -> EngineStats:
+        """Process records until the source ends, ``max_records`` or ``stop()``."""
+        if not self._resumed:
+            self.resume()
+        stats = self.stats
+        learner = self.learner
+        validator = self.validator
+        annotator = self.annotator
+        strategy_name = getattr(learner.strategy, "name", type(learner.strategy).__name__)
+        observe = self.metrics.decision_seconds.observe if self.metrics is not None else None
+        perf = time.perf_counter
+        started = perf()
+        start_records = stats.records
+        last_save = time.monotonic()
+        source = islice(iter(self.source), stats.records, None)
+        for item in source:
+            if self._stopping:
+                break
+            stats.records += 1
+            position = stats.records
+            if annotator is not None:
+                self._apply_labels(annotator.poll(position))
+            if self.labels is not None:
+                self._apply_labels(self.labels.poll(position))
+            if isinstance(item, BadInput):
+                self._dead_letter("record", item.reason, item.to_dead_letter())
+            elif (problem := validator.check(item.features)) is not None:
+                self._dead_letter(
+                    "record", problem, {"id": item.id, "features": item.features}, item.id
+                )
+            else:
+                t0 = perf()
+                decision = learner.decide(item)
+                if observe is not None:
+                    observe(perf() - t0)
+                if decision.query:
+                    request = decision.to_request(item, strategy_name)
+                    for sink in self.requests:
+                        sink.write(request)
+                    if annotator is not None:
+                        annotator.submit(decision.request_id, item.label, position)
+            if self.summary_every and position % self.summary_every == 0:
+                self._summary(position - start_records, perf() - started)
+            if self.checkpoint is not None and (
+                position % self.checkpoint_every == 0
+                or time.monotonic() - last_save >= self.checkpoint_seconds
+            ):
+                self.save()
+                last_save = time.monotonic()
+            if max_records and position - start_records >= max_records:
+                break
+        self.save()
+        for sink in self._sinks():
+            sink.flush()
+        return stats
+
+    def _apply_labels(self, labels: list[Label | BadInput]) -> None:
+        for label in labels:
+            self.stats.labels_received += 1
+            if isinstance(label, BadInput):
+                self._dead_letter("label", label.reason, label.to_dead_letter())
+                self.stats.bad_labels["malformed"] += 1
+                continue
+            outcome = self.learner.learn(label.request_id, label.label)
+            if outcome != "applied":
+                self._dead_letter(
+                    "label",
+                    f"label for {outcome} request {label.request_id!r}",
+                    {
+                        "request_id": label.request_id,
+                        "label": label.label,
+                        "annotator": label.annotator,
+                        "outcome": outcome,
+                    },
+                )
+
+    def _dead_letter(self, kind: str, reason: str, raw: Any, where: str | None = None) -> None:
+        self.stats.dead_letters[kind] += 1
+        log.debug("dead letter (%s): %s", kind, reason)
+        if self.dead_letters is not None:
+            self.dead_letters.write({"kind": kind, "reason": reason, "where": where, "data": raw})
+
+    def _summary(self, n: int, seconds: float) -> None:
+        learner = self.learner
+        acc = learner.weighted_accuracy
+        threshold = learner.threshold
+        print(
+            f"records={self.stats.records} requested={learner.n_queries} "
+            f"({learner.n_queries / max(learner.n_records, 1):.1%}) "
+            f"labels={learner.labels_applied} pending={len(learner.pending)} "
+            f"accuracy~{'-' if acc is None else f'{acc:.3f}'} "
+            f"threshold={'-' if threshold is None else f'{threshold:.3f}'} "
+            f"drifts={learner.drift_detections} dead={sum(self.stats.dead_letters.values())} "
+            f"rate={n / seconds if seconds > 0 else 0:,.0f}/s",
+            file=self.out,
+            flush=True,
+        )
