@@ -224,7 +224,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if skipped:
             log.warning("%s: skipped %d malformed rows", path, skipped)
         total = runs_needed(strategies, args.seeds) * len(ys)
-        progress = Progress(total, force=bool(args.progress)) if args.progress is not False else None
+        progress = None
+        if args.progress is not False:
+            progress = Progress(total, force=bool(args.progress))
         result = replay(
             xs, ys, strategies, budget=args.budget, seeds=args.seeds, delay=args.delay,
             model=args.model, progress=progress,

@@ -176,13 +176,12 @@ class Engine:
         if not self._resumed:
             self.resume()
         stats = self.stats
-        learner = self.learner
         validator = self.validator
         annotator = self.annotator
-        strategy_name = getattr(learner.strategy, "name", type(learner.strategy).__name__)
-        observe = self.metrics.decision_seconds.observe if self.metrics is not None else None
-        perf = time.perf_counter
-        started = perf()
+        self._strategy_name = getattr(
+            self.learner.strategy, "name", type(self.learner.strategy).__name__
+        )
+        started = time.perf_counter()
         start_records = stats.records
         last_save = time.monotonic()
         source = islice(iter(self.source), stats.records, None)
@@ -202,18 +201,9 @@ class Engine:
                     "record", problem, {"id": item.id, "features": item.features}, item.id
                 )
             else:
-                t0 = perf()
-                decision = learner.decide(item)
-                if observe is not None:
-                    observe(perf() - t0)
-                if decision.query:
-                    request = decision.to_request(item, strategy_name)
-                    for sink in self.requests:
-                        sink.write(request)
-                    if annotator is not None:
-                        annotator.submit(decision.request_id, item.label, position)
+                self._decide(item, position)
             if self.summary_every and position % self.summary_every == 0:
-                self._summary(position - start_records, perf() - started)
+                self._summary(position - start_records, time.perf_counter() - started)
             if self.checkpoint is not None and (
                 position % self.checkpoint_every == 0
                 or time.monotonic() - last_save >= self.checkpoint_seconds
@@ -227,6 +217,25 @@ class Engine:
             sink.flush()
         return stats
 
+    def _decide(self, record: Record, position: int) -> None:
+        t0 = time.perf_counter()
+        try:
+            decision = self.learner.decide(record)
+        except Exception as e:  # a record the model cannot take must not stop the loop
+            self._dead_letter(
+                "record", f"model failed on this record: {type(e).__name__}: {e}",
+                {"id": record.id, "features": record.features}, record.id,
+            )  # fmt: skip
+            return
+        if self.metrics is not None:
+            self.metrics.decision_seconds.observe(time.perf_counter() - t0)
+        if decision.query:
+            request = decision.to_request(record, self._strategy_name)
+            for sink in self.requests:
+                sink.write(request)
+            if self.annotator is not None:
+                self.annotator.submit(decision.request_id, record.label, position)
+
     def _apply_labels(self, labels: list[Label | BadInput]) -> None:
         for label in labels:
             self.stats.labels_received += 1
@@ -234,7 +243,10 @@ class Engine:
                 self._dead_letter("label", label.reason, label.to_dead_letter())
                 self.stats.bad_labels["malformed"] += 1
                 continue
-            outcome = self.learner.learn(label.request_id, label.label)
+            try:
+                outcome = self.learner.learn(label.request_id, label.label)
+            except Exception as e:  # e.g. a label type the model cannot learn
+                outcome = f"unusable ({type(e).__name__}: {e})"
             if outcome != "applied":
                 self._dead_letter(
                     "label",

@@ -25,14 +25,36 @@ __all__ = ["Classifier", "default_model"]
 log = logging.getLogger("streamal")
 
 
+def one_hot_text() -> Any:
+    """A river transformer: numbers pass through, text value ``v`` of ``k`` becomes ``k=v``: 1.
+
+    >>> one_hot_text().transform_one({"x": 2.0, "proto": "tcp"})
+    {'x': 2.0, 'proto=tcp': 1.0}
+    """
+    from river import compose
+
+    return compose.FuncTransformer(_one_hot_text)
+
+
+def _one_hot_text(x: dict) -> dict:
+    for v in x.values():
+        if isinstance(v, str):
+            return {(f"{k}={v}" if isinstance(v, str) else k): (1.0 if isinstance(v, str) else v)
+                    for k, v in x.items()}  # fmt: skip
+    return x
+
+
 def default_model(n_classes: int = 2) -> Any:
-    """``StandardScaler | LogisticRegression``; one-vs-rest for more than two classes."""
+    """``StandardScaler | LogisticRegression``, one-vs-rest for more than two classes.
+
+    Text features are one-hot encoded first, so categorical columns work too.
+    """
     from river import linear_model, multiclass, preprocessing
 
     clf: Any = linear_model.LogisticRegression()
     if n_classes > 2:
         clf = multiclass.OneVsRestClassifier(clf)
-    return preprocessing.StandardScaler() | clf
+    return one_hot_text() | preprocessing.StandardScaler() | clf
 
 
 def _is_binary_only(model: Any) -> bool:
@@ -135,5 +157,5 @@ def make_model(name: str = "logistic_regression", n_classes: int = 2) -> Any:
     if name == "hoeffding_adaptive_tree":
         return tree.HoeffdingAdaptiveTreeClassifier(seed=0)
     if name == "naive_bayes":
-        return preprocessing.StandardScaler() | naive_bayes.GaussianNB()
+        return one_hot_text() | preprocessing.StandardScaler() | naive_bayes.GaussianNB()
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")

@@ -1,0 +1,239 @@
+"""ActiveLearner: the budget cap, cold start, labels of every type, delayed labels, state."""
+
+import math
+import pickle
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from river import linear_model, naive_bayes, preprocessing, tree
+from river.datasets import synth
+
+from streamal import ActiveLearner, Record, strategies
+from streamal.drift import DriftMonitor
+
+
+class ScriptedModel:
+    """Returns the probabilities it is told to: a unit-test stand-in for a model."""
+
+    def __init__(self, probas):
+        self.probas = iter(probas)
+        self.learned = 0
+
+    def predict_proba_one(self, x):
+        return next(self.probas)
+
+    def learn_one(self, x, y):
+        self.learned += 1
+
+
+probability_dicts = st.one_of(
+    st.just({}),
+    st.floats(0.0, 1.0).map(lambda p: {"a": p, "b": 1.0 - p}),
+    st.lists(st.floats(0.0, 1.0), min_size=1, max_size=5).map(
+        lambda ps: {i: p / (sum(ps) or 1.0) for i, p in enumerate(ps)}
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    probas=st.lists(probability_dicts, min_size=1, max_size=600),
+    budget=st.sampled_from([0.01, 0.05, 0.1, 0.25, 0.5]),
+    name=st.sampled_from(sorted(strategies.STRATEGIES)),
+    label_every=st.integers(1, 5),
+)
+def test_budget_cap_holds_for_any_utilities(probas, budget, name, label_every):
+    learner = ActiveLearner(
+        model=ScriptedModel(probas), strategy=strategies.get(name, budget=budget, seed=1)
+    )
+    queried = 0
+    for n in range(1, len(probas) + 1):
+        d = learner.decide({"x": 1.0})
+        queried += d.query
+        assert queried <= math.ceil(budget * n) + 1, (n, queried)
+        if d.query and n % label_every == 0:
+            learner.learn(d.request_id, "a" if n % 2 else "b")
+
+
+def test_reference_strategy_overspends_without_the_cap():
+    # the windowed estimate alone lets ~10.8 % through at a 10 % budget
+    us = [0.9] * 20_000
+    s = strategies.VariableUncertainty(budget=0.1)
+    assert sum(s.ask_many(us)) / len(us) > 0.102
+    learner = ActiveLearner(model=ScriptedModel([{"a": 0.55, "b": 0.45}] * 20_000), cold_start=0)
+    spent = sum(learner.decide({"x": 1.0}).query for _ in range(20_000))
+    assert spent <= 0.1 * 20_000 + 1
+
+
+def test_cold_start_does_not_deadlock_on_an_empty_model():
+    learner = ActiveLearner(model=ScriptedModel([{}] * 1000))
+    asked = [learner.decide({"x": 1.0}) for _ in range(1000)]
+    assert sum(d.query for d in asked) >= 90
+    assert asked[0].reason == "cold_start"
+
+
+def test_cold_start_with_a_single_class_keeps_asking_until_classes_have_labels():
+    # a model that has seen one class is fully confident: utility 0
+    learner = ActiveLearner(model=ScriptedModel([{"a": 1.0}] * 2000), cold_start=3)
+    asked = 0
+    for _ in range(2000):
+        d = learner.decide({"x": 1.0})
+        if d.query:
+            asked += 1
+            learner.learn(d.request_id, "a" if asked < 20 else "b")
+    # it kept querying while only "a" was known, and left cold start after "b" labels
+    assert asked >= 150
+    assert learner.label_counts["b"] >= 3
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [["UP", "DOWN"], [0, 1], [True, False], [3, 7], ["a", "b", "c"], [1, 2, 3, 4]],
+)
+@pytest.mark.parametrize(
+    "make_model",
+    [
+        lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(),
+        lambda: tree.HoeffdingTreeClassifier(),
+        lambda: naive_bayes.GaussianNB(),
+    ],
+    ids=["logistic", "hoeffding_tree", "naive_bayes"],
+)
+def test_any_label_type_binary_and_multiclass(labels, make_model):
+    rng = random.Random(0)
+    learner = ActiveLearner(model=make_model(), strategy=strategies.VariableUncertainty(budget=0.3))
+    correct = 0
+    for i in range(3000):
+        k = rng.randrange(len(labels))
+        angle = 2 * math.pi * k / len(labels)  # classes on a circle: separable one-vs-rest
+        x = {
+            "f0": 2 * math.cos(angle) + rng.gauss(0, 0.2),
+            "f1": 2 * math.sin(angle) + rng.gauss(0, 0.2),
+        }
+        d = learner.decide(x)
+        correct += i >= 2000 and d.prediction == labels[k]
+        if d.query:
+            assert learner.learn(d.request_id, labels[k]) == "applied"
+    assert set(d.probabilities) <= set(labels)
+    assert correct / 1000 > 0.8
+
+
+def test_third_class_upgrades_a_binary_model():
+    learner = ActiveLearner(strategy=strategies.VariableUncertainty(budget=1.0), cold_start=0)
+    for i in range(300):
+        d = learner.decide({"x": float(i % 3)})
+        learner.learn(d.request_id, ["a", "b", "c"][i % 3])
+    assert learner.model.upgrades == 1
+    assert set(learner.decide({"x": 1.0}).probabilities) == {"a", "b", "c"}
+
+
+def test_labels_arrive_late_and_out_of_order():
+    learner = ActiveLearner(strategy=strategies.VariableUncertainty(budget=0.5))
+    stream = list(synth.SEA(seed=3).take(2000))
+    waiting = []
+    for i, (x, y) in enumerate(stream):
+        d = learner.decide(Record(str(i), x))
+        if d.query:
+            waiting.append((d.request_id, y))
+    random.Random(1).shuffle(waiting)
+    outcomes = [learner.learn(rid, y) for rid, y in waiting]
+    assert outcomes == ["applied"] * len(waiting)
+    assert learner.labels_applied == len(waiting) and len(learner.pending) == 0
+
+
+def test_unknown_duplicate_expired_and_invalid_labels_are_counted_not_raised():
+    now = [0.0]
+    learner = ActiveLearner(
+        strategy=strategies.VariableUncertainty(budget=1.0), pending_ttl=10, clock=lambda: now[0]
+    )
+    a = learner.decide(Record("1", {"x": 1.0}))
+    b = learner.decide(Record("2", {"x": 2.0}))
+    assert learner.learn(a.request_id, True) == "applied"
+    assert learner.learn(a.request_id, True) == "duplicate"
+    assert learner.learn("q-nope", True) == "unknown"
+    assert learner.learn(b.request_id, None) == "invalid_label"
+    assert learner.learn(b.request_id, ["unhashable"]) == "invalid_label"
+    now[0] = 100.0
+    assert learner.learn(b.request_id, True) == "expired"
+    assert dict(learner.labels_rejected) == {
+        "duplicate": 1, "unknown": 1, "invalid_label": 2, "expired": 1
+    }
+
+
+def test_pending_table_is_bounded():
+    learner = ActiveLearner(strategy=strategies.VariableUncertainty(budget=1.0), max_pending=50)
+    for i in range(500):
+        learner.decide(Record(str(i), {"x": float(i)}))
+    assert len(learner.pending) == 50
+    assert learner.learn("q-0", True) == "expired"
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    request=st.one_of(st.text(), st.integers(), st.none(), st.dictionaries(st.text(), st.floats())),
+    label=st.one_of(st.none(), st.text(), st.integers(), st.floats(), st.lists(st.integers())),
+)
+def test_bad_labels_never_crash(request, label):
+    learner = ActiveLearner()
+    learner.decide({"x": 1.0})
+    if isinstance(request, dict):
+        request = {k: v for k, v in request.items() if v == v}  # NaN features are the schema's job
+    outcome = learner.learn(request, label)
+    assert outcome in {"applied", "unknown", "invalid_label", "duplicate", "expired"}
+
+
+def test_drift_resets_the_threshold_and_is_counted():
+    learner = ActiveLearner(strategy=strategies.VariableUncertainty(budget=0.2))
+    a, b = synth.SEA(variant=0, seed=1), synth.SEA(variant=3, seed=2)
+    stream = list(a.take(5000)) + [(x, not y) for x, y in b.take(5000)]
+    resets = []
+    original = learner.strategy.on_drift
+    learner.strategy.on_drift = lambda: (resets.append(learner.n_records), original())
+    for x, y in stream:
+        d = learner.decide(x)
+        if d.query:
+            learner.learn(d.request_id, y)
+    assert learner.drift_detections >= 1
+    assert any(r > 5000 for r in resets)
+    assert learner.strategy.threshold is not None
+
+
+def test_state_round_trip_continues_identically():
+    hyperplane = synth.Hyperplane(seed=4).take(4000)
+    stream = [({str(k): v for k, v in x.items()}, y) for x, y in hyperplane]
+
+    def play(learner, part):
+        out = []
+        for i, (x, y) in part:
+            d = learner.decide(Record(str(i), x), now=float(i))
+            out.append((d.query, d.prediction, round(d.utility, 12)))
+            if d.query:
+                learner.learn(d.request_id, y, now=float(i))
+        return out
+
+    indexed = list(enumerate(stream))
+    straight = ActiveLearner(strategy="split", seed=3)
+    expected = play(straight, indexed)
+
+    first = ActiveLearner(strategy="split", seed=3)
+    got = play(first, indexed[:2000])
+    restored = ActiveLearner.from_state(pickle.loads(pickle.dumps(first.state())))
+    got += play(restored, indexed[2000:])
+    assert got == expected
+    assert sum(q for q, _, _ in got) > 100
+
+
+def test_custom_drift_monitor_and_no_monitor():
+    from river.drift import PageHinkley
+
+    assert ActiveLearner(drift=DriftMonitor(PageHinkley())).drift.detector.__class__ is PageHinkley
+    assert ActiveLearner(drift=None).drift_detections == 0
+
+
+def test_rejects_objects_that_are_not_models_or_strategies():
+    with pytest.raises(TypeError, match="predict_proba_one"):
+        ActiveLearner(model=object())
+    with pytest.raises(TypeError, match="strategy"):
+        ActiveLearner(strategy=42)
