@@ -93,7 +93,8 @@ OPTIONS: tuple[Option, ...] = (
         "--max-records",
         int,
         0,
-        "stop after this many records (0: run until the source ends or Ctrl-C)",
+        "stop when the stream position reaches N records, counting those before a resume "
+        "(0: run until the source ends or Ctrl-C)",
         _non_negative,
     ),
     Option(

@@ -172,10 +172,14 @@ class Engine:
     # -- the loop -------------------------------------------------------------
 
     def run(self, max_records: int = 0) -> EngineStats:
-        """Process records until the source ends, ``max_records`` or ``stop()``."""
+        """Process records until the source ends, ``stop()``, or the stream position
+        reaches ``max_records`` (records before a resume count, so a restarted
+        run finishes the same job)."""
         if not self._resumed:
             self.resume()
         stats = self.stats
+        if max_records and stats.records >= max_records:
+            return stats
         validator = self.validator
         annotator = self.annotator
         self._strategy_name = getattr(
@@ -210,7 +214,7 @@ class Engine:
             ):
                 self.save()
                 last_save = time.monotonic()
-            if max_records and position - start_records >= max_records:
+            if max_records and position >= max_records:
                 break
         self.save()
         for sink in self._sinks():

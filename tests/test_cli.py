@@ -1,0 +1,94 @@
+"""The command line as a user meets it: help, the default run, config files, replay."""
+
+import json
+
+from streamal.config import OPTIONS
+from tests.conftest import streamal
+
+
+def test_help_explains_every_option(tmp_path):
+    top = streamal("--help", cwd=tmp_path).stdout
+    assert "run" in top and "replay" in top
+    run_help = streamal("run", "--help", cwd=tmp_path).stdout
+    for opt in OPTIONS:
+        assert opt.flag in run_help, opt.flag
+        assert f"[{opt.key}]" in run_help
+    replay_help = streamal("replay", "--help", cwd=tmp_path).stdout
+    for flag in ("--budget", "--strategy", "--seeds", "--json", "--delay"):
+        assert flag in replay_help
+
+
+def test_default_run_smoke(tmp_path):
+    proc = streamal("run", "--max-records", "20000", "--metrics-port", "0",
+                    "--summary-every", "5000", cwd=tmp_path)  # fmt: skip
+    requests = (tmp_path / "streamal-out/requests.jsonl").read_text().splitlines()
+    assert 1000 < len(requests) <= 2001
+    summaries = [line for line in proc.stderr.splitlines() if line.startswith("records=")]
+    assert len(summaries) == 4
+    assert "records=20000" in summaries[-1]
+    first = json.loads(requests[0])
+    assert first["strategy"] == "variable_uncertainty"
+    assert (tmp_path / "streamal-out/dead-letters.jsonl").read_text() == ""
+
+
+def test_config_file_sets_values_and_flags_win(tmp_path):
+    (tmp_path / "c.toml").write_text(
+        '[learner]\nbudget = 0.05\nstrategy = "split"\n[output]\nrequests = "out/r.jsonl"\n'
+    )
+    streamal("run", "--config", "c.toml", "--max-records", "10000", "--metrics-port", "0",
+             cwd=tmp_path)  # fmt: skip
+    lines = (tmp_path / "out/r.jsonl").read_text().splitlines()
+    assert 300 < len(lines) <= 501
+    assert json.loads(lines[0])["strategy"] == "split"
+    streamal("run", "--config", "c.toml", "--max-records", "10000", "--metrics-port", "0",
+             "--requests", "out/r2.jsonl", "--budget", "0.2", cwd=tmp_path)  # fmt: skip
+    assert len((tmp_path / "out/r2.jsonl").read_text().splitlines()) > 1000
+
+
+def test_bad_config_is_one_line_naming_the_key(tmp_path):
+    cases = {
+        "[learner]\nbudget = 1.5\n": "learner.budget: must be in (0, 1]",
+        "[learner]\nbugdet = 0.1\n": "learner.bugdet: unknown key",
+        '[learner]\nstrategy = "magic"\n': "learner.strategy: must be one of",
+        "[metrics]\nport = 99999\n": "metrics.port: must be a port number",
+        "[annotator]\nnoise = \"lots\"\n": "annotator.noise: must be float",
+        "not toml at all = = =\n": "not valid TOML",
+    }
+    for text, message in cases.items():
+        (tmp_path / "bad.toml").write_text(text)
+        proc = streamal("run", "--config", "bad.toml", "--max-records", "10", cwd=tmp_path,
+                        check=False)  # fmt: skip
+        assert proc.returncode == 2, text
+        errors = [line for line in proc.stderr.splitlines() if "error" in line]
+        assert len(errors) == 1 and message in errors[0], proc.stderr
+
+
+def test_replay_prints_the_table_and_writes_json(tmp_path, dataset):
+    proc = streamal("replay", dataset("usenet2.csv.gz"), dataset("chess.csv.gz"),
+                    "--budget", "0.2", "--strategy", "variable_uncertainty",
+                    "--strategy", "split", "--seeds", "3", "--json", "res.json",
+                    cwd=tmp_path)  # fmt: skip
+    assert "usenet2.csv.gz" in proc.stdout and "all_labels" in proc.stdout
+    results = json.loads((tmp_path / "res.json").read_text())["results"]
+    assert [r["dataset"] for r in results] == ["usenet2.csv.gz", "chess.csv.gz"]
+    for r in results:
+        rows = {row["strategy"]: row for row in r["summary"]}
+        assert set(rows) == {"variable_uncertainty", "split", "random_sampling", "all_labels"}
+        assert rows["split"]["runs"] == 3 and rows["variable_uncertainty"]["runs"] == 1
+        assert rows["all_labels"]["labels_used"] == 1.0
+        for name in ("variable_uncertainty", "split", "random_sampling"):
+            assert rows[name]["labels_used"] <= 0.2 + 1 / r["records"] + 1e-9
+            assert 0.3 < rows[name]["accuracy"] < 1.0
+
+
+def test_replay_errors_are_clear(tmp_path):
+    proc = streamal("replay", "nope.csv", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "no such file: nope.csv" in proc.stderr
+    proc = streamal("replay", "x.csv", "--budget", "0", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "--budget" in proc.stderr
+
+
+def test_strategies_lists_every_strategy(tmp_path):
+    out = streamal("strategies", cwd=tmp_path).stdout
+    for name in ("variable_uncertainty", "split", "balanced_incremental_quantile_filter"):
+        assert name in out
