@@ -253,7 +253,5 @@ def format_table(result: dict[str, Any], title: str = "") -> str:
         if r["runs"] > 1:
             acc += f" ±{r['accuracy_std']:.4f}"
         delta = r["accuracy"] - random_acc
-        lines.append(
-            f"{r['strategy']:<38} {acc:>16} {r['labels_used']:>12.2%} {delta:>+10.4f}"
-        )
+        lines.append(f"{r['strategy']:<38} {acc:>16} {r['labels_used']:>12.2%} {delta:>+10.4f}")
     return "\n".join(lines)

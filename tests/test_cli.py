@@ -51,7 +51,7 @@ def test_bad_config_is_one_line_naming_the_key(tmp_path):
         "[learner]\nbugdet = 0.1\n": "learner.bugdet: unknown key",
         '[learner]\nstrategy = "magic"\n': "learner.strategy: must be one of",
         "[metrics]\nport = 99999\n": "metrics.port: must be a port number",
-        "[annotator]\nnoise = \"lots\"\n": "annotator.noise: must be float",
+        '[annotator]\nnoise = "lots"\n': "annotator.noise: must be float",
         "not toml at all = = =\n": "not valid TOML",
     }
     for text, message in cases.items():

@@ -158,7 +158,10 @@ def test_unknown_duplicate_expired_and_invalid_labels_are_counted_not_raised():
     now[0] = 100.0
     assert learner.learn(b.request_id, True) == "expired"
     assert dict(learner.labels_rejected) == {
-        "duplicate": 1, "unknown": 1, "invalid_label": 2, "expired": 1
+        "duplicate": 1,
+        "unknown": 1,
+        "invalid_label": 2,
+        "expired": 1,
     }
 
 

@@ -136,8 +136,9 @@ def test_periodic_matches_scikit_activeml(budget):
     [
         (
             lambda seed, us: S.RandomizedVariableUncertainty(seed=seed).ask_many(us),
-            lambda seed, us: _sk_decisions(RandomVariableUncertaintyBudgetManager(
-                random_state=seed, budget=0.1), us),
+            lambda seed, us: _sk_decisions(
+                RandomVariableUncertaintyBudgetManager(random_state=seed, budget=0.1), us
+            ),
         ),
         (
             lambda seed, us: S.Split(seed=seed).ask_many(us),
