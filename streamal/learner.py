@@ -115,6 +115,7 @@ class ActiveLearner:
         self.strategy = strategy
         self.utility_name = utility
         self._utility = get_utility(utility)
+        self._least_confidence = utility == "least_confidence"
         self.cap = BudgetCap(strategy.budget) if budget_cap else None
         if drift is True:
             drift = DriftMonitor()
@@ -144,27 +145,31 @@ class ActiveLearner:
         if now is None:
             now = record.ts if record.ts is not None else self.clock()
         self.n_records += 1
-        proba = self.model.predict_proba_one(record.features)
-        utility = self._utility(proba)
-        if proba:
-            prediction = max(proba, key=proba.__getitem__)
-            confidence = proba[prediction]
+        # this is the hot path: a few attribute reads and no needless calls
+        proba, prediction, confidence = self.model.score(record.features)
+        if self._least_confidence:
+            utility = 1.0 - confidence if proba else 1.0
         else:
-            prediction, confidence = None, 0.0
+            utility = self._utility(proba)
         cap = self.cap
-        allowed = cap.allows() if cap is not None else True
+        if cap is not None:
+            cap.seen += 1
+            allowed = cap.queried <= cap.budget * cap.seen
+        else:
+            allowed = True
         if self._warm or self._warmed_up():
-            query = self.strategy.ask(utility, allowed)
-            query_probability = self.strategy.query_probability
+            strategy = self.strategy
+            query = strategy.ask(utility, allowed)
+            query_probability = strategy.query_probability
             reason = "strategy"
         else:
             query = allowed
             query_probability = 1.0 if allowed else 0.0
             reason = "cold_start"
-        if cap is not None:
-            cap.spend(query)
         request_id = None
         if query:
+            if cap is not None:
+                cap.queried += 1
             self.n_queries += 1
             request_id = f"q-{record.id}"
             self.pending.add(
@@ -216,12 +221,19 @@ class ActiveLearner:
         counted and its reason returned (``"unknown"``, ``"duplicate"``,
         ``"expired"``, ``"invalid_label"``); nothing is raised.
         """
-        if label is None or not _hashable(label):
+        try:
+            hash(label)
+        except TypeError:
+            label = None
+        if label is None:
             self.labels_rejected["invalid_label"] += 1
             return "invalid_label"
-        if isinstance(request, Mapping):
-            self._learn_features(dict(request), label, weight)
-            return "applied"
+        if not isinstance(request, str):
+            if isinstance(request, Mapping):
+                self._learn_features(dict(request), label, weight)
+                return "applied"
+            self.labels_rejected["unknown"] += 1
+            return "unknown"
         if now is None:
             now = self.clock()
         req = self.pending.pop(request, now)
@@ -291,11 +303,3 @@ class ActiveLearner:
         learner._utility = get_utility(learner.utility_name)
         learner.clock = clock
         return learner
-
-
-def _hashable(value: Any) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True

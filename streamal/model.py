@@ -97,22 +97,64 @@ class Classifier:
         self.model = model
         self._binary = _is_binary_only(model)
         self._labels_seen: set[Any] = set()
+        self._choose_predictor()
 
     @property
     def n_labels_seen(self) -> int:
         return len(self._labels_seen)
 
-    def predict_proba_one(self, x: dict[str, Any]) -> dict[Any, float]:
+    def _choose_predictor(self) -> None:
+        # predict_proba_one and score are rebound whenever the label situation
+        # changes, so the per-record call does no mode checks
         if not self._labels_seen:
-            return {}
-        if not self._binary:
-            return self.model.predict_proba_one(x)
-        if len(self._labels_seen) < 2:
-            return {next(iter(self._labels_seen)): 1.0}
-        p = self.model.predict_proba_one(x)
-        neg, pos = self.classes[0], self.classes[1]
-        p_pos = p.get(True, 0.0)
-        return {neg: 1.0 - p_pos, pos: p_pos}
+            self.predict_proba_one, self.score = self._predict_nothing, self._score_nothing
+        elif not self._binary or (
+            self.classes[:2] == [False, True] and all(type(c) is bool for c in self.classes)
+        ):
+            self.predict_proba_one, self.score = self.model.predict_proba_one, self._score_any
+        elif len(self._labels_seen) < 2:
+            self.predict_proba_one, self.score = self._predict_single, self._score_any
+        else:
+            self._neg, self._pos = self.classes[0], self.classes[1]
+            self.predict_proba_one, self.score = self._predict_mapped, self._score_mapped
+
+    def predict_proba_one(self, x: dict[str, Any]) -> dict[Any, float]:  # replaced per instance
+        return self._predict_nothing(x)
+
+    def score(self, x: dict[str, Any]) -> tuple[dict[Any, float], Any, float]:
+        """``(probabilities, prediction, confidence)`` in one call (replaced per instance).
+
+        The prediction is the most probable label (the first one on ties);
+        ``None`` with confidence 0 while nothing has been learned.
+        """
+        return self._score_nothing(x)
+
+    def _predict_nothing(self, x: dict[str, Any]) -> dict[Any, float]:
+        return {}
+
+    def _score_nothing(self, x: dict[str, Any]) -> tuple[dict[Any, float], Any, float]:
+        return {}, None, 0.0
+
+    def _predict_single(self, x: dict[str, Any]) -> dict[Any, float]:
+        return {next(iter(self._labels_seen)): 1.0}
+
+    def _predict_mapped(self, x: dict[str, Any]) -> dict[Any, float]:
+        p_pos = self.model.predict_proba_one(x).get(True, 0.0)
+        return {self._neg: 1.0 - p_pos, self._pos: p_pos}
+
+    def _score_mapped(self, x: dict[str, Any]) -> tuple[dict[Any, float], Any, float]:
+        p_pos = self.model.predict_proba_one(x).get(True, 0.0)
+        p_neg = 1.0 - p_pos
+        proba = {self._neg: p_neg, self._pos: p_pos}
+        return (proba, self._pos, p_pos) if p_pos > p_neg else (proba, self._neg, p_neg)
+
+    def _score_any(self, x: dict[str, Any]) -> tuple[dict[Any, float], Any, float]:
+        proba = self.predict_proba_one(x)
+        prediction, confidence = None, 0.0
+        for label, p in proba.items():  # argmax; twice as fast as max(key=...)
+            if p > confidence or prediction is None:
+                prediction, confidence = label, p
+        return proba, prediction, confidence
 
     def learn_one(self, x: dict[str, Any], y: Any, w: float = 1.0) -> None:
         if y not in self._labels_seen:
@@ -128,6 +170,7 @@ class Classifier:
                 self.model = _one_vs_rest(self.model)
                 self._binary = False
                 self.upgrades += 1
+            self._choose_predictor()
         if self._binary:
             y = y != self.classes[0]
         if w != 1.0:

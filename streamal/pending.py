@@ -17,7 +17,6 @@ reason, never raised.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,8 +59,9 @@ class PendingRequests:
         self.ttl = ttl
         self.max_size = max_size
         self.memory = memory
-        self._open: OrderedDict[str, PendingRequest] = OrderedDict()
-        self._closed: OrderedDict[str, str] = OrderedDict()
+        # plain dicts keep insertion order, so the first key is the oldest
+        self._open: dict[str, PendingRequest] = {}
+        self._closed: dict[str, str] = {}
         self.expired = 0
 
     def __len__(self) -> int:
@@ -84,14 +84,17 @@ class PendingRequests:
             request_id, record_id, features, now, prediction, query_probability
         )
         if len(self._open) > self.max_size:
-            self._close(self._open.popitem(last=False)[0], "expired")
+            oldest = next(iter(self._open))
+            del self._open[oldest]
+            self._close(oldest, "expired")
 
     def _close(self, request_id: str, why: str) -> None:
         if why == "expired":
             self.expired += 1
-        self._closed[request_id] = why
-        if len(self._closed) > self.memory:
-            self._closed.popitem(last=False)
+        closed = self._closed
+        closed[request_id] = why
+        if len(closed) > self.memory:
+            del closed[next(iter(closed))]
 
     def expire(self, now: float) -> int:
         """Drop requests older than the TTL; returns how many were dropped."""
@@ -99,18 +102,20 @@ class PendingRequests:
             return 0
         dropped = 0
         deadline = now - self.ttl
-        while self._open:
-            request_id, req = next(iter(self._open.items()))
-            if req.created > deadline:
+        pending = self._open
+        while pending:
+            request_id = next(iter(pending))
+            if pending[request_id].created > deadline:
                 break
-            del self._open[request_id]
+            del pending[request_id]
             self._close(request_id, "expired")
             dropped += 1
         return dropped
 
     def pop(self, request_id: str, now: float) -> PendingRequest | str:
         """The request, or the reason it cannot take a label: unknown, duplicate, expired."""
-        self.expire(now)
+        if self.ttl is not None:
+            self.expire(now)
         req = self._open.pop(request_id, None)
         if req is None:
             why = self._closed.get(request_id)

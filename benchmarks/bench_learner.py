@@ -1,0 +1,115 @@
+"""Speed of the learner, measured side by side with the bare river loop.
+
+Prints two ratios, each from runs interleaved in one process (best of
+``--repeats``), because absolute timings on shared machines are noise:
+
+1. records/s of ``ActiveLearner`` (variable uncertainty, budget cap, ADWIN,
+   pending table, metrics collector) divided by records/s of the bare river
+   loop: ``predict_proba_one`` on every record, ``learn_one`` on the same
+   queried records. Target >= 0.85.
+2. time per record of scikit-activeml's variable-uncertainty query+update
+   divided by ours (``VariableUncertainty.ask``) on the same utilities.
+   Target >= 100.
+
+Run: python benchmarks/bench_learner.py [--records 50000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+from river import linear_model, preprocessing
+from river.datasets import synth
+
+from streamal import ActiveLearner, Record, VariableUncertainty
+from streamal.metrics import Metrics
+
+
+def make_model():
+    return preprocessing.StandardScaler() | linear_model.LogisticRegression()
+
+
+def bare_loop(stream, queried):
+    model = make_model()
+    t0 = time.process_time()
+    for i, (x, y) in enumerate(stream):
+        model.predict_proba_one(x)
+        if i in queried:
+            model.learn_one(x, y)
+    return time.process_time() - t0
+
+
+def learner_loop(stream):
+    learner = ActiveLearner(model=make_model(), strategy=VariableUncertainty(budget=0.1))
+    Metrics(CollectorRegistry(), learner)
+    queried = set()
+    records = [Record(str(i), x) for i, (x, _) in enumerate(stream)]
+    t0 = time.process_time()
+    for i, (rec, (_, y)) in enumerate(zip(records, stream, strict=True)):
+        d = learner.decide(rec, now=float(i))
+        if d.query:
+            learner.learn(d.request_id, y, now=float(i))
+            queried.add(i)
+    return time.process_time() - t0, queried
+
+
+def ask_per_record(utilities):
+    s = VariableUncertainty(budget=0.1)
+    ask = s.ask
+    t0 = time.process_time()
+    for u in utilities:
+        ask(u)
+    return (time.process_time() - t0) / len(utilities)
+
+
+def skactiveml_per_record(utilities):
+    from skactiveml.stream.budgetmanager import VariableUncertaintyBudgetManager
+
+    bm = VariableUncertaintyBudgetManager(budget=0.1)
+    t0 = time.process_time()
+    for u in utilities:
+        arr = np.array([u])
+        q = bm.query_by_utility(arr)
+        bm.update(arr.reshape(1, 1), q)
+    return (time.process_time() - t0) / len(utilities)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--utilities", type=int, default=5_000)
+    args = parser.parse_args()
+
+    stream = [
+        ({f"x{k}": v for k, v in x.items()}, y)
+        for x, y in synth.Hyperplane(seed=42, n_features=10).take(args.records)
+    ]
+    learner_times, bare_times = [], []
+    for _ in range(args.repeats):
+        t, queried = learner_loop(stream)
+        learner_times.append(t)
+        bare_times.append(bare_loop(stream, queried))
+    learner_rps = args.records / min(learner_times)
+    bare_rps = args.records / min(bare_times)
+    print(f"Hyperplane(n_features=10), {args.records:,} records, StandardScaler | "
+          f"LogisticRegression, budget 10%, {len(queried):,} labels learned")  # fmt: skip
+    print(f"  bare river loop      {bare_rps:>10,.0f} records/s")
+    print(f"  streamal learner     {learner_rps:>10,.0f} records/s")
+    print(f"  ratio learner/bare   {learner_rps / bare_rps:>10.3f}   (target >= 0.85)")
+
+    rng = np.random.default_rng(0)
+    utilities = [float(u) for u in rng.beta(2, 5, size=args.utilities)]
+    ours = min(ask_per_record(utilities * 20) for _ in range(args.repeats))
+    theirs = min(skactiveml_per_record(utilities) for _ in range(args.repeats))
+    print("Variable uncertainty, one record at a time on precomputed utilities")
+    print(f"  scikit-activeml query+update {theirs * 1e6:>10.2f} us/record")
+    print(f"  streamal ask                 {ours * 1e6:>10.3f} us/record")
+    print(f"  speed-up                     {theirs / ours:>10.0f}x   (target >= 100x)")
+
+
+if __name__ == "__main__":
+    main()
