@@ -110,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="progress bar on stderr (default: when stderr is a terminal)",
     )  # fmt: skip
 
+    replay.add_argument(
+        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much to log on stderr; INFO shows each drift (default: WARNING)",
+    )  # fmt: skip
+
     sub.add_parser("strategies", help="list the query strategies with a line on each")
     return parser
 

@@ -93,9 +93,11 @@ class _Collector:
             "Records and labels sent to the dead letters, by reason.",
             labels=["kind"],
         )
+        kinds: Counter[str] = Counter({"record": 0, "label": 0})
         if stats is not None:
-            for kind, count in sorted(stats.dead_letters.items()):
-                dead.add_metric([kind], count)
+            kinds.update(stats.dead_letters)
+        for kind, count in sorted(kinds.items()):
+            dead.add_metric([kind], count)
         yield dead
         yield GaugeMetricFamily(
             "streamal_pending_requests", "Requests waiting for a label.", value=len(learner.pending)
