@@ -97,8 +97,10 @@ def _from_object(obj: dict[str, Any], default_id: str) -> Record | BadInput:
     if "features" not in obj:
         return Record(id=default_id, features=obj)
     ts = obj.get("ts")
-    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float)):
-        return BadInput(f"ts must be a number of seconds, got {ts!r}", obj, default_id)
+    if ts is not None and (
+        isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts)
+    ):
+        return BadInput(f"ts must be a finite number of seconds, got {ts!r}", obj, default_id)
     rid = obj.get("id")
     return Record(
         id=default_id if rid is None else str(rid),
