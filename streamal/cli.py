@@ -20,7 +20,7 @@ _RUN_EPILOG = """\
 With no options, runs the embedded default: a synthetic stream whose concept
 switches abruptly every 10,000 records, a simulated annotator that answers
 after 200 records and is wrong 5 % of the time, label requests written to
-streamal-out/requests.jsonl, a summary line on stderr every 10,000 records,
+streamal-out/requests.jsonl, a summary line on stderr every 100,000 records,
 and Prometheus metrics on http://127.0.0.1:9108/metrics. Stop with Ctrl-C
 or SIGTERM (state is checkpointed first when --checkpoint is set).
 

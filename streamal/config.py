@@ -201,7 +201,7 @@ OPTIONS: tuple[Option, ...] = (
         "output.summary_every",
         "--summary-every",
         int,
-        10_000,
+        100_000,
         "print a one-line summary to stderr every N records (0: never)",
         _non_negative,
     ),
