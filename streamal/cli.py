@@ -127,6 +127,7 @@ def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry, start_http_server
 
+    from streamal.checkpoint import resolve_key
     from streamal.drift import make_drift_monitor
     from streamal.engine import Engine
     from streamal.learner import ActiveLearner
@@ -141,17 +142,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     s = _settings_from_args(args)
     seed = s["run.seed"]
     spec = s["source.spec"]
-    params = {"period": s["source.period"]} if spec == "synth:sea_drift" else {}
-    source = open_source(spec, seed=seed, **params)
-    learner = ActiveLearner(
-        model=make_model(s["learner.model"]),
-        strategy=get_strategy(s["learner.strategy"], budget=s["learner.budget"], seed=seed),
-        utility=s["learner.utility"],
-        budget_cap=s["learner.budget_cap"],
-        drift=make_drift_monitor(s["learner.drift"], seed),
-        pending_ttl=s["learner.pending_ttl"],
-        max_pending=s["learner.max_pending"],
-    )
+
+    def make_learner(partition: int = 0) -> ActiveLearner:
+        return ActiveLearner(
+            model=make_model(s["learner.model"]),
+            strategy=get_strategy(
+                s["learner.strategy"], budget=s["learner.budget"], seed=seed + partition
+            ),
+            utility=s["learner.utility"],
+            budget_cap=s["learner.budget_cap"],
+            drift=make_drift_monitor(s["learner.drift"], seed),
+            pending_ttl=s["learner.pending_ttl"],
+            max_pending=s["learner.max_pending"],
+        )
+
+    def make_validator() -> RecordValidator:
+        return RecordValidator(require_all=s["source.require_all_features"])
+
+    learner = make_learner()
     registry = CollectorRegistry()
     metrics = Metrics(registry, learner)
     if s["metrics.port"]:
@@ -166,6 +174,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     key = None
     if s["checkpoint.key_file"]:
         key = Path(s["checkpoint.key_file"]).read_bytes().strip()
+    app_factory = _find_app(spec)
+    if app_factory is not None:
+        key = key or resolve_key(s["checkpoint.path"] or "streamal-out/state")
+        app = app_factory(s, make_learner, key, metrics=metrics, make_validator=make_validator)
+        _on_stop_signals(app.stop)
+        stats = app.run()
+        log.info(
+            "stopped after %d records and %d labels in %d transactions (%d restarts)",
+            stats.records, stats.labels_received, stats.cycles, stats.restarts,
+        )  # fmt: skip
+        return 0
+    params = {"period": s["source.period"]} if spec == "synth:sea_drift" else {}
+    source = open_source(spec, seed=seed, **params)
     requests = JsonlSink(s["output.requests"])
     dead = JsonlSink(s["output.dead_letters"])
     annotator = None
@@ -183,15 +204,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         checkpoint_every=s["checkpoint.every"],
         checkpoint_seconds=s["checkpoint.seconds"],
         summary_every=s["output.summary_every"],
-        validator=RecordValidator(require_all=s["source.require_all_features"]),
+        validator=make_validator(),
     )
 
-    def _stop(signum: int, frame: Any) -> None:
-        log.info("%s received: finishing the current record and stopping", signal.strsignal(signum))
-        engine.stop()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    _on_stop_signals(engine.stop)
     log.info(
         "streamal %s: source %s, strategy %s, budget %.1f%%, requests -> %s",
         __version__, spec, s["learner.strategy"], 100 * s["learner.budget"], s["output.requests"],
@@ -208,6 +224,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         sum(stats.dead_letters.values()),
     )  # fmt: skip
     return 0
+
+
+def _on_stop_signals(stop: Any) -> None:
+    def _stop(signum: int, frame: Any) -> None:
+        log.info("%s received: finishing the work in flight and stopping", signal.strsignal(signum))
+        stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+
+def _find_app(spec: str) -> Any:
+    """The app a connector registered for this source name (``streamal.apps``), if any."""
+    from importlib.metadata import entry_points
+
+    name = spec.split(":", 1)[0]
+    for ep in entry_points(group="streamal.apps"):
+        if ep.name == name:
+            return ep.load()
+    return None
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -266,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # the Kafka client logs every connection at INFO; its warnings are what matter here
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
     commands = {"run": cmd_run, "replay": cmd_replay, "strategies": cmd_strategies}
     try:
         return commands[args.command](args)

@@ -1,0 +1,536 @@
+"""The Kafka daemon: records in, label requests out, labels back, exactly once.
+
+One ``ActiveLearner`` per partition of the records topic. Work is done in
+cycles of at most ``commit_every`` records or ``commit_seconds``; each cycle
+is one Kafka transaction holding, in this order, the label requests and
+dead letters it produced, a signed snapshot of every learner it changed
+(on the compacted changelog topic, keyed by partition), and the consumed
+offsets of the records and labels topics. A ``read_committed`` reader sees
+each cycle's requests exactly once, and a restart restores exactly the
+learner state that goes with the committed offsets.
+
+Any failure (broker gone, fenced, rebalance) aborts the open cycle and
+restarts the clients the way a fresh process would: fence the old
+producer, read the changelog, continue from the committed offsets. The
+recovery path and the start-up path are one path.
+
+Without transactions (``transactions = false``) the same order holds with
+a flush instead of a commit marker: at-least-once delivery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import pickle
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
+
+from connectors.kafka.messages import (
+    decode_label,
+    decode_record,
+    encode_dead_letter,
+    encode_request,
+)
+from streamal.checkpoint import CheckpointError
+from streamal.learner import ActiveLearner
+from streamal.records import BadInput, Record
+from streamal.schema import RecordValidator
+
+__all__ = ["KafkaSettings", "KafkaApp", "LearnerGroup", "StateError"]
+
+log = logging.getLogger("streamal.kafka")
+
+_STATE_MAGIC = b"STREAMAL-STATE-1"
+_MAX_STATE_BYTES = 64 * 1024 * 1024
+
+
+class StateError(CheckpointError):
+    """A changelog entry that cannot be trusted."""
+
+
+class _Restart(Exception):
+    """Abort the open cycle and start the clients afresh."""
+
+
+@dataclass
+class KafkaSettings:
+    bootstrap: str = "127.0.0.1:9092"
+    records_topic: str = "streamal-records"
+    group: str = "streamal"
+    requests_topic: str = "streamal-label-requests"
+    labels_topic: str = "streamal-labels"
+    dead_letters_topic: str = "streamal-dead-letters"
+    changelog_topic: str = "streamal-state"
+    instance: str = "0"
+    transactions: bool = True
+    commit_every: int = 2000
+    commit_seconds: float = 1.0
+    exit_when_idle: float = 0.0
+    retry_seconds: float = 2.0
+
+    @property
+    def transactional_id(self) -> str:
+        return f"streamal-{self.group}-{self.instance}"
+
+
+@dataclass
+class _Stats:
+    """The daemon's own counters, in the shape the metrics collector reads."""
+
+    records: int = 0
+    labels_received: int = 0
+    dead_letters: Counter = field(default_factory=Counter)
+    bad_labels: Counter = field(default_factory=Counter)
+    cycles: int = 0
+    restarts: int = 0
+
+
+class LearnerGroup:
+    """A read-only view summing the per-partition learners, for metrics and summaries."""
+
+    def __init__(self, learners: dict[int, ActiveLearner], template: ActiveLearner):
+        self.learners = learners
+        self.template = template
+
+    def _sum(self, name: str) -> int:
+        return sum(getattr(lrn, name) for lrn in self.learners.values())
+
+    n_records = property(lambda self: self._sum("n_records"))
+    n_queries = property(lambda self: self._sum("n_queries"))
+    labels_applied = property(lambda self: self._sum("labels_applied"))
+    drift_detections = property(lambda self: self._sum("drift_detections"))
+
+    @property
+    def strategy(self) -> Any:
+        return self.template.strategy
+
+    @property
+    def labels_rejected(self) -> Counter:
+        total: Counter = Counter()
+        for lrn in self.learners.values():
+            total.update(lrn.labels_rejected)
+        return total
+
+    @property
+    def pending(self) -> list:
+        return [None] * sum(len(lrn.pending) for lrn in self.learners.values())
+
+    @property
+    def threshold(self) -> float | None:
+        values = [lrn.threshold for lrn in self.learners.values() if lrn.threshold is not None]
+        return sum(values) / len(values) if values else self.template.threshold
+
+    def _ratio(self, num: str, den: str) -> float | None:
+        d = sum(getattr(lrn, den) for lrn in self.learners.values())
+        return sum(getattr(lrn, num) for lrn in self.learners.values()) / d if d else None
+
+    @property
+    def labelled_accuracy(self) -> float | None:
+        return self._ratio("labelled_correct", "labelled_scored")
+
+    @property
+    def weighted_accuracy(self) -> float | None:
+        return self._ratio("iw_correct", "iw_total")
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, app: KafkaApp):
+        self.app = app
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        if revoked and self.app._assigned:
+            self.app._rebalanced = True
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.app._assigned = True
+
+
+class KafkaApp:
+    """Runs the active-learning loop between Kafka topics.
+
+    Parameters
+    ----------
+    settings
+        Topics, group, transactions, cycle length.
+    make_learner
+        ``partition -> ActiveLearner`` for a partition with no saved state.
+    key
+        HMAC key that signs learner snapshots on the changelog.
+    metrics
+        An optional ``streamal.metrics.Metrics``; it is pointed at this app.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        make_learner: Callable[[int], ActiveLearner],
+        key: bytes,
+        *,
+        metrics: Any = None,
+        make_validator: Callable[[], RecordValidator] = RecordValidator,
+        summary_every: int = 0,
+        max_records: int = 0,
+        out: TextIO | None = None,
+    ):
+        self.settings = settings
+        self.make_learner = make_learner
+        self.key = key
+        self.make_validator = make_validator
+        self.summary_every = summary_every
+        self.max_records = max_records
+        self.out = out if out is not None else sys.stderr
+        self.stats = _Stats()
+        self.learners: dict[int, ActiveLearner] = {}
+        self.validators: dict[int, RecordValidator] = {}
+        self.view = LearnerGroup(self.learners, make_learner(0))
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.learner = self.view
+            metrics.engine_stats = self.stats
+        self.consumer: KafkaConsumer | None = None
+        self.producer: KafkaProducer | None = None
+        self._stopping = False
+        self._rebalanced = False
+        self._assigned = False
+        self._dirty: set[int] = set()
+        self._started = time.monotonic()
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the in-flight cycle, commit it, and return from ``run``."""
+        self._stopping = True
+
+    def run(self) -> _Stats:
+        """Process until ``stop()``, ``max_records``, or the topics stay idle."""
+        s = self.settings
+        while True:
+            try:
+                self._start()
+                while not self._stopping:
+                    if not self._cycle():
+                        break
+                self._close(commit=True)
+                return self.stats
+            except (KafkaError, OSError, _Restart) as e:
+                self.stats.restarts += 1
+                log.warning("%s; restarting the Kafka clients in %.0f s", _why(e), s.retry_seconds)
+                self._close(commit=False)
+                if self._stopping:
+                    return self.stats
+                time.sleep(s.retry_seconds)
+
+    def _start(self) -> None:
+        s = self.settings
+        self._ensure_topics()
+        common = {"bootstrap_servers": s.bootstrap, "client_id": f"streamal-{s.instance}"}
+        if s.transactions:
+            self.producer = KafkaProducer(
+                **common, transactional_id=s.transactional_id, acks="all",
+                max_request_size=_MAX_STATE_BYTES, linger_ms=5,
+            )  # fmt: skip
+            # fences any earlier incarnation and aborts its open transaction
+            self.producer.init_transactions()
+        else:
+            self.producer = KafkaProducer(
+                **common, acks="all", max_request_size=_MAX_STATE_BYTES, linger_ms=5
+            )
+        self._load_snapshots()
+        self.consumer = KafkaConsumer(
+            **common, group_id=s.group, group_instance_id=s.transactional_id,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            isolation_level="read_committed", max_poll_records=500,
+            fetch_max_wait_ms=100, session_timeout_ms=10_000,
+        )  # fmt: skip
+        self._rebalanced = False
+        self._assigned = False
+        self.consumer.subscribe([s.records_topic, s.labels_topic], listener=_Listener(self))
+        log.info(
+            "consuming %s and %s as group %s (%s)", s.records_topic, s.labels_topic, s.group,
+            "exactly once" if s.transactions else "at least once",
+        )  # fmt: skip
+
+    def _close(self, commit: bool) -> None:
+        if self.consumer is not None:
+            try:
+                self.consumer.close(autocommit=False)
+            except Exception:  # closing a client of a dead broker may fail; nothing to save
+                pass
+        if self.producer is not None:
+            try:
+                self.producer.close(timeout=5 if commit else 0)
+            except Exception:
+                pass
+        self.consumer = self.producer = None
+
+    def _ensure_topics(self) -> None:
+        s = self.settings
+        admin = KafkaAdminClient(bootstrap_servers=s.bootstrap, request_timeout_ms=10_000)
+        try:
+            existing = set(admin.list_topics())
+            wanted = [
+                NewTopic(s.records_topic, 1, 1),
+                NewTopic(s.labels_topic, 1, 1),
+                NewTopic(s.requests_topic, 1, 1),
+                NewTopic(s.dead_letters_topic, 1, 1),
+                NewTopic(s.changelog_topic, 1, 1, topic_configs={
+                    "cleanup.policy": "compact", "max.message.bytes": str(_MAX_STATE_BYTES)}),
+            ]  # fmt: skip
+            missing = [t for t in wanted if t.name not in existing]
+            if missing:
+                try:
+                    admin.create_topics(missing)
+                except TopicAlreadyExistsError:
+                    pass
+        finally:
+            admin.close()
+
+    # -- state ----------------------------------------------------------------
+
+    def _sign(self, payload: bytes) -> bytes:
+        return _STATE_MAGIC + hmac.new(self.key, payload, hashlib.sha256).digest() + payload
+
+    def _verify(self, value: bytes, where: str) -> Any:
+        head = len(_STATE_MAGIC)
+        if not value.startswith(_STATE_MAGIC):
+            raise StateError(f"{where}: not a streamal state snapshot")
+        mac, payload = value[head : head + 32], value[head + 32 :]
+        if not hmac.compare_digest(mac, hmac.new(self.key, payload, hashlib.sha256).digest()):
+            raise StateError(
+                f"{where}: signature does not match; the snapshot was altered or signed with "
+                "another key - refusing to load it"
+            )
+        return pickle.loads(payload)
+
+    def _load_snapshots(self) -> None:
+        """Read the changelog to its end: the newest committed snapshot per partition."""
+        s = self.settings
+        reader = KafkaConsumer(
+            bootstrap_servers=s.bootstrap, enable_auto_commit=False, group_id=None,
+            isolation_level="read_committed", fetch_max_bytes=_MAX_STATE_BYTES,
+            max_partition_fetch_bytes=_MAX_STATE_BYTES,
+        )  # fmt: skip
+        latest: dict[bytes, bytes] = {}
+        try:
+            parts = reader.partitions_for_topic(s.changelog_topic) or set()
+            tps = [TopicPartition(s.changelog_topic, p) for p in parts]
+            if tps:
+                reader.assign(tps)
+                reader.seek_to_beginning(*tps)
+                end = reader.end_offsets(tps)
+                last_progress = time.monotonic()
+                while any(reader.position(tp) < end[tp] for tp in tps):
+                    batch = reader.poll(timeout_ms=500)
+                    for msgs in batch.values():
+                        for m in msgs:
+                            if m.value is None:
+                                latest.pop(m.key, None)
+                            else:
+                                latest[m.key] = m.value
+                    if batch:
+                        last_progress = time.monotonic()
+                    elif time.monotonic() - last_progress > 10:
+                        # only transaction markers may be left before the end
+                        break
+        finally:
+            reader.close()
+        self.learners.clear()
+        self.validators.clear()
+        self._dirty.clear()
+        for key, value in latest.items():
+            state = self._verify(value, f"{s.changelog_topic}[{key.decode()}]")
+            partition = state["partition"]
+            self.learners[partition] = ActiveLearner.from_state(state["learner"])
+            self.validators[partition] = state["validator"]
+        if latest:
+            n = sum(lrn.n_records for lrn in self.learners.values())
+            log.info("restored %d learner(s) from %s (%d records decided)",
+                     len(latest), s.changelog_topic, n)  # fmt: skip
+
+    def _snapshot(self, partition: int) -> bytes:
+        state = {
+            "partition": partition,
+            "learner": self.learners[partition].state(),
+            "validator": self.validators[partition],
+        }
+        return self._sign(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+
+    # -- one cycle --------------------------------------------------------------
+
+    def _cycle(self) -> bool:
+        """One transaction's worth of work; False when the run should end."""
+        s = self.settings
+        consumer, producer = self.consumer, self.producer
+        assert consumer is not None and producer is not None
+        if s.transactions:
+            producer.begin_transaction()
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        n = 0
+        deadline = time.monotonic() + s.commit_seconds
+        keep_going = True
+        while n < s.commit_every and time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=100, max_records=500)
+            if self._rebalanced:
+                raise _Restart("partitions were reassigned")
+            for tp, msgs in batch.items():
+                if tp.topic == s.records_topic:
+                    for m in msgs:
+                        self._on_record(tp.partition, m)
+                    n += len(msgs)
+                else:
+                    for m in msgs:
+                        self._on_label(m)
+                offsets[tp] = OffsetAndMetadata(msgs[-1].offset + 1, "", -1)
+            if batch:
+                self._last_data = time.monotonic()
+            if self.max_records and self.stats.records >= self.max_records:
+                keep_going = False
+                break
+            if self._stopping:
+                break
+            if s.exit_when_idle and time.monotonic() - self._idle_since() > s.exit_when_idle:
+                keep_going = False
+                break
+        self._commit(offsets)
+        return keep_going and not self._stopping
+
+    def _idle_since(self) -> float:
+        return getattr(self, "_last_data", self._started)
+
+    def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        s = self.settings
+        producer, consumer = self.producer, self.consumer
+        for partition in sorted(self._dirty):
+            producer.send(s.changelog_topic, key=str(partition).encode(),
+                          value=self._snapshot(partition))  # fmt: skip
+        self._dirty.clear()
+        if s.transactions:
+            if offsets:
+                producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+            producer.commit_transaction()
+        else:
+            producer.flush()
+            if offsets:
+                consumer.commit(offsets)
+        self.stats.cycles += 1
+
+    def _learner(self, partition: int) -> ActiveLearner:
+        learner = self.learners.get(partition)
+        if learner is None:
+            learner = self.learners[partition] = self.make_learner(partition)
+            self.validators[partition] = self.make_validator()
+        return learner
+
+    def _on_record(self, partition: int, m: Any) -> None:
+        s = self.settings
+        self.stats.records += 1
+        learner = self._learner(partition)
+        self._dirty.add(partition)
+        item = decode_record(m.value, partition, m.offset)
+        if isinstance(item, Record):
+            problem = self.validators[partition].check(item.features)
+            if problem is None:
+                try:
+                    decision = learner.decide(item)
+                except Exception as e:  # a record the model cannot take must not stop us
+                    problem = f"model failed on this record: {type(e).__name__}: {e}"
+                else:
+                    if decision.query:
+                        self.producer.send(
+                            s.requests_topic, key=m.key,
+                            value=encode_request(decision, item, learner.strategy.name,
+                                                 learner.labels_applied),
+                        )  # fmt: skip
+            if problem is not None:
+                item = BadInput(problem)
+        if isinstance(item, BadInput):
+            self._dead_letter("record", item.reason, m)
+        if self.summary_every and self.stats.records % self.summary_every == 0:
+            self._summary()
+
+    def _on_label(self, m: Any) -> None:
+        self.stats.labels_received += 1
+        label = decode_label(m.value, f"{m.partition}-{m.offset}")
+        if isinstance(label, BadInput):
+            self.stats.bad_labels["malformed"] += 1
+            self._dead_letter("label", label.reason, m)
+            return
+        learner, partition = self._holder(label.request_id)
+        try:
+            outcome = learner.learn(label.request_id, label.label)
+        except Exception as e:
+            outcome = f"unusable ({type(e).__name__}: {e})"
+        if outcome == "applied":
+            self._dirty.add(partition)
+        else:
+            self._dirty.add(partition)  # the rejection counters changed
+            self._dead_letter("label", f"label for {outcome} request {label.request_id!r}", m)
+
+    def _holder(self, request_id: str) -> tuple[ActiveLearner, int]:
+        """The learner waiting for this request (or any, to report why not)."""
+        for partition, learner in self.learners.items():
+            if request_id in learner.pending:
+                return learner, partition
+        if not self.learners:
+            return self._learner(0), 0
+        partition = next(iter(self.learners))
+        return self.learners[partition], partition
+
+    def _dead_letter(self, kind: str, reason: str, m: Any) -> None:
+        self.stats.dead_letters[kind] += 1
+        log.debug("dead letter (%s) at %s-%d@%d: %s", kind, m.topic, m.partition, m.offset, reason)
+        self.producer.send(
+            self.settings.dead_letters_topic, key=m.key,
+            value=encode_dead_letter(kind, reason, m.value, m.topic, m.partition, m.offset),
+        )  # fmt: skip
+
+    def _summary(self) -> None:
+        v = self.view
+        acc = v.weighted_accuracy
+        print(
+            f"records={self.stats.records} requested={v.n_queries} "
+            f"labels={v.labels_applied} pending={len(v.pending)} "
+            f"accuracy~{'-' if acc is None else f'{acc:.3f}'} drifts={v.drift_detections} "
+            f"dead={sum(self.stats.dead_letters.values())} cycles={self.stats.cycles} "
+            f"restarts={self.stats.restarts}",
+            file=self.out,
+            flush=True,
+        )
+
+
+def _why(e: BaseException) -> str:
+    if isinstance(e, _Restart):
+        return str(e)
+    return f"Kafka unavailable or refused ({type(e).__name__}: {e})"
+
+
+def from_settings(
+    settings: dict[str, Any],
+    make_learner: Callable[[int], ActiveLearner],
+    key: bytes,
+    *,
+    metrics: Any = None,
+    make_validator: Callable[[], RecordValidator] = RecordValidator,
+) -> KafkaApp:
+    """Build the app from ``streamal run`` settings (the ``streamal.apps`` entry point)."""
+    kafka = KafkaSettings(
+        **{name: settings[f"kafka.{name}"] for name in KafkaSettings.__dataclass_fields__
+           if f"kafka.{name}" in settings}
+    )  # fmt: skip
+    return KafkaApp(
+        kafka, make_learner, key, metrics=metrics, make_validator=make_validator,
+        summary_every=settings.get("output.summary_every", 0),
+        max_records=settings.get("run.max_records", 0),
+    )  # fmt: skip

@@ -1,0 +1,133 @@
+"""The JSON messages on streamal's Kafka topics (format version 1).
+
+* record in: ``{"id": ..., "features": {...}, "ts": ...}``; ``id`` and ``ts``
+  are optional (``PARTITION-OFFSET`` is the id when none is given), a flat
+  object is read as the features;
+* label request out: ``request_id``, ``record_id``, ``features``, ``utility``,
+  ``confidence``, ``prediction``, ``probabilities``, ``strategy``,
+  ``model_version``, ``ts`` (and ``v``), keyed like the record;
+* label in: ``{"request_id": ..., "label": ..., "annotator": ...}``;
+* dead letter: ``v``, ``kind``, ``reason``, ``topic``, ``partition``,
+  ``offset`` and the original bytes (``raw`` as text, or ``raw_base64``).
+
+>>> rec = decode_record(b'{"features": {"x": 1.5}}', partition=0, offset=7)
+>>> rec.id, rec.features
+('0-7', {'x': 1.5})
+>>> decode_record(b'{"features": 3}', 0, 8).reason
+'features must be an object of name -> value'
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from typing import Any
+
+import orjson
+
+from streamal.records import BadInput, Decision, Label, Record
+
+__all__ = [
+    "FORMAT",
+    "decode_record",
+    "decode_label",
+    "encode_request",
+    "encode_dead_letter",
+    "encode_json",
+]
+
+FORMAT = 1
+
+
+def _default(obj: Any) -> Any:
+    return str(obj)
+
+
+def encode_json(obj: Any) -> bytes:
+    return orjson.dumps(obj, default=_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+def decode_record(value: bytes | None, partition: int, offset: int) -> Record | BadInput:
+    """A record from a message value, or why it cannot be one."""
+    where = f"{partition}-{offset}"
+    if value is None:
+        return BadInput("empty message", None, where)
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError as e:
+        return BadInput(f"malformed JSON: {e}", value, where)
+    if not isinstance(obj, dict):
+        return BadInput("a record must be a JSON object", value, where)
+    features = obj.get("features", obj) if "features" in obj else obj
+    if not isinstance(features, dict):
+        return BadInput("features must be an object of name -> value", value, where)
+    ts = obj.get("ts") if "features" in obj else None
+    if ts is not None and (
+        isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts)
+    ):
+        return BadInput(f"ts must be a finite number of seconds, got {ts!r}", value, where)
+    rid = obj.get("id") if "features" in obj else None
+    return Record(
+        id=where if rid is None else str(rid),
+        features=features,
+        ts=ts,
+        partition=partition,
+        offset=offset,
+    )
+
+
+def decode_label(value: bytes | None, where: str) -> Label | BadInput:
+    """A label from a message value, or why it cannot be one."""
+    if value is None:
+        return BadInput("empty message", None, where)
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError as e:
+        return BadInput(f"malformed JSON: {e}", value, where)
+    if not isinstance(obj, dict):
+        return BadInput("a label must be a JSON object", value, where)
+    request_id = obj.get("request_id")
+    if not isinstance(request_id, str) or not request_id:
+        return BadInput("label has no request_id", value, where)
+    if "label" not in obj:
+        return BadInput(f"label for {request_id!r} has no 'label' field", value, where)
+    annotator = obj.get("annotator")
+    return Label(request_id, obj["label"], None if annotator is None else str(annotator))
+
+
+def encode_request(decision: Decision, record: Record, strategy: str, model_version: int) -> bytes:
+    return encode_json(
+        {
+            "v": FORMAT,
+            "request_id": decision.request_id,
+            "record_id": record.id,
+            "features": record.features,
+            "utility": decision.utility,
+            "confidence": decision.confidence,
+            "prediction": decision.prediction,
+            "probabilities": {str(k): v for k, v in decision.probabilities.items()},
+            "query_probability": decision.query_probability,
+            "strategy": strategy,
+            "model_version": model_version,
+            "ts": record.ts,
+        }
+    )
+
+
+def encode_dead_letter(
+    kind: str, reason: str, raw: bytes | None, topic: str, partition: int, offset: int
+) -> bytes:
+    letter: dict[str, Any] = {
+        "v": FORMAT,
+        "kind": kind,
+        "reason": reason,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+    }
+    if raw is not None:
+        try:
+            letter["raw"] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            letter["raw_base64"] = base64.b64encode(raw).decode()
+    return encode_json(letter)

@@ -1,0 +1,115 @@
+"""A real Apache Kafka broker for the tests, started once per session.
+
+Set STREAMAL_KAFKA_BOOTSTRAP=HOST:PORT to use an existing broker instead
+(the outage test then needs the fixture's own broker and is skipped).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from connectors.kafka.broker import Broker
+
+
+@pytest.fixture(scope="session")
+def broker():
+    external = os.environ.get("STREAMAL_KAFKA_BOOTSTRAP")
+    if external:
+        yield external, None
+        return
+    # no skip: if the broker cannot start, the Kafka tests fail loudly
+    b = Broker()
+    b.start()
+    try:
+        yield b.bootstrap, b
+    finally:
+        b.close()
+
+
+@pytest.fixture
+def bootstrap(broker):
+    return broker[0]
+
+
+class Topics:
+    """Fresh topic names and group for one test."""
+
+    def __init__(self, bootstrap: str):
+        tag = uuid.uuid4().hex[:8]
+        self.bootstrap = bootstrap
+        self.records = f"records-{tag}"
+        self.requests = f"requests-{tag}"
+        self.labels = f"labels-{tag}"
+        self.dead = f"dead-{tag}"
+        self.changelog = f"state-{tag}"
+        self.group = f"group-{tag}"
+
+    def args(self) -> list[str]:
+        return [
+            "--source", "kafka", "--bootstrap", self.bootstrap,
+            "--records-topic", self.records, "--requests-topic", self.requests,
+            "--labels-topic", self.labels, "--dead-letters-topic", self.dead,
+            "--changelog-topic", self.changelog, "--group", self.group,
+            "--metrics-port", "0",
+        ]  # fmt: skip
+
+    def produce(self, topic: str, values, keys=None) -> None:
+        p = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=20)
+        for i, v in enumerate(values):
+            key = None if keys is None else keys[i]
+            p.send(topic, v if isinstance(v, bytes) else json.dumps(v).encode(), key=key)
+        p.flush()
+        p.close()
+
+    def read(self, topic: str, committed: bool = True, timeout_ms: int = 4000) -> list:
+        c = KafkaConsumer(
+            topic, bootstrap_servers=self.bootstrap, auto_offset_reset="earliest",
+            isolation_level="read_committed" if committed else "read_uncommitted",
+            consumer_timeout_ms=timeout_ms, group_id=None,
+        )  # fmt: skip
+        out = [json.loads(m.value) for m in c]
+        c.close()
+        return out
+
+
+@pytest.fixture
+def topics(bootstrap):
+    return Topics(bootstrap)
+
+
+def daemon(topics: Topics, *extra, cwd, wait=True, timeout=300):
+    """`streamal run` against the topics, as a user starts it."""
+    args = [sys.executable, "-m", "streamal", "run", *topics.args(), *map(str, extra)]
+    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    if not wait:
+        return proc
+    out, err = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"daemon exit {proc.returncode}\n{err[-4000:]}")
+    return err
+
+
+def kill_later(proc, delay):
+    time.sleep(delay)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return True
+    proc.wait()
+    return False
+
+
+def sea_records(n, seed=1):
+    from river.datasets import synth
+
+    return [
+        {"features": {str(k): v for k, v in x.items()}} for x, _ in synth.SEA(seed=seed).take(n)
+    ]
