@@ -205,7 +205,7 @@ class KafkaApp:
         self._rebalanced = False
         self._assigned = False
         self._dirty: set[int] = set()
-        self._started = time.monotonic()
+        self._last_data = time.monotonic()
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -256,6 +256,7 @@ class KafkaApp:
         )  # fmt: skip
         self._rebalanced = False
         self._assigned = False
+        self._last_data = time.monotonic()  # idle time counts from a working connection
         self.consumer.subscribe([s.records_topic, s.labels_topic], listener=_Listener(self))
         log.info(
             "consuming %s and %s as group %s (%s)", s.records_topic, s.labels_topic, s.group,
@@ -400,14 +401,28 @@ class KafkaApp:
                 break
             if self._stopping:
                 break
-            if s.exit_when_idle and time.monotonic() - self._idle_since() > s.exit_when_idle:
+            if (
+                s.exit_when_idle
+                and time.monotonic() - self._last_data > s.exit_when_idle
+                and self._caught_up()
+            ):
                 keep_going = False
                 break
         self._commit(offsets)
         return keep_going and not self._stopping
 
-    def _idle_since(self) -> float:
-        return getattr(self, "_last_data", self._started)
+    def _caught_up(self) -> bool:
+        """Every assigned partition read to its end (asks the broker, so an outage
+        raises here instead of passing for an idle stream)."""
+        consumer = self.consumer
+        assigned = list(consumer.assignment())
+        if not assigned:
+            return False
+        ends = consumer.end_offsets(assigned)
+        if all(consumer.position(tp) >= ends[tp] for tp in assigned):
+            return True
+        self._last_data = time.monotonic()
+        return False
 
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         s = self.settings
