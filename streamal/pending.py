@@ -63,6 +63,8 @@ class PendingRequests:
         self._open: dict[str, PendingRequest] = {}
         self._closed: dict[str, str] = {}
         self.expired = 0
+        # changes since the last drain(), for stores that save increments
+        self._journal: dict[tuple[str, str], Any] | None = None
 
     def __len__(self) -> int:
         return len(self._open)
@@ -80,9 +82,11 @@ class PendingRequests:
         prediction: Any,
         query_probability: float,
     ) -> None:
-        self._open[request_id] = PendingRequest(
+        req = self._open[request_id] = PendingRequest(
             request_id, record_id, features, now, prediction, query_probability
         )
+        if self._journal is not None:
+            self._journal["open", request_id] = req
         if len(self._open) > self.max_size:
             oldest = next(iter(self._open))
             del self._open[oldest]
@@ -93,8 +97,15 @@ class PendingRequests:
             self.expired += 1
         closed = self._closed
         closed[request_id] = why
+        journal = self._journal
+        if journal is not None:
+            journal["open", request_id] = None
+            journal["closed", request_id] = why
         if len(closed) > self.memory:
-            del closed[next(iter(closed))]
+            forgotten = next(iter(closed))
+            del closed[forgotten]
+            if journal is not None:
+                journal["closed", forgotten] = None
 
     def expire(self, now: float) -> int:
         """Drop requests older than the TTL; returns how many were dropped."""
@@ -122,3 +133,35 @@ class PendingRequests:
             return "unknown" if why is None else ("duplicate" if why == "answered" else why)
         self._close(request_id, "answered")
         return req
+
+    # -- incremental persistence -------------------------------------------------
+
+    def track_changes(self) -> None:
+        """Start recording changes, so a store can save increments (``drain``)."""
+        if self._journal is None:
+            self._journal = {}
+
+    def drain(self) -> dict[tuple[str, str], Any]:
+        """Changes since the last call: ``("open"|"closed", id) -> entry or None``.
+
+        >>> p = PendingRequests()
+        >>> p.track_changes()
+        >>> p.add("q1", {}, now=0.0, record_id="r1", prediction=None, query_probability=1.0)
+        >>> _ = p.pop("q1", now=1.0)
+        >>> sorted(p.drain().items())
+        [(('closed', 'q1'), 'answered'), (('open', 'q1'), None)]
+        """
+        journal, self._journal = self._journal or {}, {} if self._journal is not None else None
+        return journal
+
+    def shell(self) -> PendingRequests:
+        """A copy with the settings and counters but no entries (saved beside them)."""
+        copy = PendingRequests.__new__(PendingRequests)
+        copy.__dict__.update(self.__dict__)
+        copy._open, copy._closed, copy._journal = {}, {}, None
+        return copy
+
+    def refill(self, open_entries: list[PendingRequest], closed: list[tuple[str, str]]) -> None:
+        """Put back entries saved by increments, oldest first."""
+        self._open = {req.request_id: req for req in open_entries}
+        self._closed = dict(closed)

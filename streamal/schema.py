@@ -39,26 +39,30 @@ class RecordValidator:
         self.names: frozenset[str] | None = None
 
     def check(self, features: Any) -> str | None:
-        if not isinstance(features, dict):
-            return f"features must be an object of name -> value, got {type(features).__name__}"
+        if type(features) is not dict:
+            if not isinstance(features, dict):
+                return f"features must be an object of name -> value, got {type(features).__name__}"
         if not features:
             return "record has no features"
         numeric = self.numeric
+        isfinite = math.isfinite
         for name, value in features.items():
+            kind = type(value)
+            # the common case first: a float feature with a text name
+            if kind is float and type(name) is str:
+                if not isfinite(value):
+                    return f"feature {name!r} is NaN or infinite"
+                continue
             if not isinstance(name, str):
                 return f"feature name {name!r} is not a string"
-            if isinstance(value, float):
-                if not math.isfinite(value):
-                    return f"feature {name!r} is NaN or infinite"
-            elif isinstance(value, int) and not isinstance(value, bool):
-                pass
-            elif isinstance(value, str):
+            if kind is str:
                 if numeric is not None and name in numeric:
                     return f"feature {name!r} must be a number, got {value!r}"
-            elif isinstance(value, bool):
-                pass
-            else:
-                return f"feature {name!r} has unsupported type {type(value).__name__}"
+            elif kind is float:
+                if not isfinite(value):
+                    return f"feature {name!r} is NaN or infinite"
+            elif not isinstance(value, int | float):  # bool is an int
+                return f"feature {name!r} has unsupported type {kind.__name__}"
         if numeric is None:
             self.numeric = {
                 k for k, v in features.items() if not isinstance(v, str) and not isinstance(v, bool)

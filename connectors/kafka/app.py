@@ -316,7 +316,14 @@ class KafkaApp:
         return pickle.loads(payload)
 
     def _load_snapshots(self) -> None:
-        """Read the changelog to its end: the newest committed snapshot per partition."""
+        """Read the changelog to its end and rebuild every partition's learner.
+
+        Keys are ``P/core`` (the learner without its pending table),
+        ``P/open/ID`` (a waiting request) and ``P/closed/ID`` (an answered or
+        expired one, for duplicate detection); a request's entry is written
+        when it changes, so each cycle writes what it changed, not the whole
+        table.
+        """
         s = self.settings
         reader = KafkaConsumer(
             bootstrap_servers=s.bootstrap, enable_auto_commit=False, group_id=None,
@@ -336,9 +343,9 @@ class KafkaApp:
                     batch = reader.poll(timeout_ms=500)
                     for msgs in batch.values():
                         for m in msgs:
-                            if m.value is None:
-                                latest.pop(m.key, None)
-                            else:
+                            # a re-written key moves to the end: dict order stays write order
+                            latest.pop(m.key, None)
+                            if m.value is not None:
                                 latest[m.key] = m.value
                     if batch:
                         last_progress = time.monotonic()
@@ -350,23 +357,49 @@ class KafkaApp:
         self.learners.clear()
         self.validators.clear()
         self._dirty.clear()
+        cores: dict[int, Any] = {}
+        opened: dict[int, list] = {}
+        closed: dict[int, list] = {}
         for key, value in latest.items():
-            state = self._verify(value, f"{s.changelog_topic}[{key.decode()}]")
-            partition = state["partition"]
-            self.learners[partition] = ActiveLearner.from_state(state["learner"])
-            self.validators[partition] = state["validator"]
-        if latest:
+            where = f"{s.changelog_topic}[{key.decode(errors='replace')}]"
+            partition, _, kind = key.decode(errors="replace").partition("/")
+            obj = self._verify(value, where)
+            if not partition.isdigit():
+                raise StateError(f"{where}: not a key this daemon writes")
+            p = int(partition)
+            if kind == "core":
+                cores[p] = obj
+            elif kind.startswith("open/"):
+                opened.setdefault(p, []).append(obj)
+            elif kind.startswith("closed/"):
+                closed.setdefault(p, []).append((kind[7:], obj))
+            else:
+                raise StateError(f"{where}: not a key this daemon writes")
+        for p, core in cores.items():
+            learner = ActiveLearner.from_state(core["learner"])
+            learner.pending.refill(opened.get(p, []), closed.get(p, []))
+            learner.pending.track_changes()
+            self.learners[p] = learner
+            self.validators[p] = core["validator"]
+        if cores:
             n = sum(lrn.n_records for lrn in self.learners.values())
             log.info("restored %d learner(s) from %s (%d records decided)",
-                     len(latest), s.changelog_topic, n)  # fmt: skip
+                     len(cores), s.changelog_topic, n)  # fmt: skip
 
-    def _snapshot(self, partition: int) -> bytes:
-        state = {
-            "partition": partition,
-            "learner": self.learners[partition].state(),
-            "validator": self.validators[partition],
-        }
-        return self._sign(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    def _changes(self, partition: int) -> list[tuple[bytes, bytes | None]]:
+        """Changelog entries for what this partition's learner changed in the cycle."""
+        learner = self.learners[partition]
+        core_state = learner.state()
+        core_state["pending"] = learner.pending.shell()
+        core = {"learner": core_state, "validator": self.validators[partition]}
+        dump = pickle.dumps
+        out: list[tuple[bytes, bytes | None]] = [
+            (f"{partition}/core".encode(), self._sign(dump(core, protocol=5)))
+        ]
+        for (kind, request_id), entry in learner.pending.drain().items():
+            key = f"{partition}/{kind}/{request_id}".encode()
+            out.append((key, None if entry is None else self._sign(dump(entry, protocol=5))))
+        return out
 
     # -- one cycle --------------------------------------------------------------
 
@@ -428,8 +461,8 @@ class KafkaApp:
         s = self.settings
         producer, consumer = self.producer, self.consumer
         for partition in sorted(self._dirty):
-            producer.send(s.changelog_topic, key=str(partition).encode(),
-                          value=self._snapshot(partition))  # fmt: skip
+            for key, value in self._changes(partition):
+                producer.send(s.changelog_topic, key=key, value=value)
         self._dirty.clear()
         if s.transactions:
             if offsets:
@@ -445,6 +478,7 @@ class KafkaApp:
         learner = self.learners.get(partition)
         if learner is None:
             learner = self.learners[partition] = self.make_learner(partition)
+            learner.pending.track_changes()
             self.validators[partition] = self.make_validator()
         return learner
 

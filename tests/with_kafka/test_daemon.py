@@ -132,7 +132,7 @@ def test_sigterm_finishes_the_batch_commits_and_exits_0(topics, tmp_path):
 def test_tampered_state_is_refused(topics, tmp_path):
     topics.produce(topics.records, sea_records(500))
     daemon(topics, "--exit-when-idle", 2, cwd=tmp_path)
-    topics.produce(topics.changelog, [b"STREAMAL-STATE-1" + b"\0" * 32 + b"evil"], keys=[b"0"])
+    topics.produce(topics.changelog, [b"STREAMAL-STATE-1" + b"\0" * 32 + b"evil"], keys=[b"0/core"])
     err_proc = daemon(topics, "--exit-when-idle", 2, cwd=tmp_path, wait=False)
     _, err = err_proc.communicate(timeout=120)
     assert err_proc.returncode == 2
