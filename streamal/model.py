@@ -109,7 +109,9 @@ class Classifier:
         if not self._labels_seen:
             self.predict_proba_one, self.score = self._predict_nothing, self._score_nothing
         elif not self._binary or (
-            self.classes[:2] == [False, True] and all(type(c) is bool for c in self.classes)
+            # river's own keys False/True equal and hash as 0/1, so labels 0 then 1
+            # need no mapping (predictions come back as river gives them, as bools)
+            self.classes[:2] == [False, True] and len(self.classes) == 2
         ):
             self.predict_proba_one, self.score = self.model.predict_proba_one, self._score_any
         elif len(self._labels_seen) < 2:

@@ -141,8 +141,8 @@ class Broker:
             )
         )
         (self.workdir / "log4j2.yaml").write_text(_LOG4J.format(log=self.log))
-        self._run_java(["kafka.tools.StorageTool", "format", "-t", _cluster_id(),
-                        "-c", str(self.props)], wait=True)  # fmt: skip
+        self._run_java(["kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}",
+                        f"--config={self.props}"], wait=True)  # fmt: skip
 
     def _run_java(self, args: list[str], wait: bool = False) -> subprocess.Popen:
         cmd = [
@@ -213,10 +213,14 @@ class Broker:
 
 
 def _cluster_id() -> str:
-    # Kafka's cluster ids are 16 random bytes in URL-safe base64 without padding
+    # Kafka's cluster ids are 16 random bytes in URL-safe base64 without padding;
+    # one starting with "-" would read as an option, so draw again
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def main(argv: list[str] | None = None) -> int:
