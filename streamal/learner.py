@@ -82,7 +82,9 @@ class ActiveLearner:
         Seed handed to a strategy built by name.
     clock
         Returns the current time in seconds, used when a record carries no
-        event time. Inject a fake one in tests.
+        event time. Inject a fake one in tests. When records carry event
+        times, the pending table's TTL runs on them: a label is placed at the
+        latest event time seen.
     """
 
     def __init__(
@@ -135,6 +137,7 @@ class ActiveLearner:
         self.iw_correct = 0.0
         self.iw_total = 0.0
         self._warm = cold_start <= 0
+        self._event_time: float | None = None
 
     # -- deciding -------------------------------------------------------------
 
@@ -143,7 +146,13 @@ class ActiveLearner:
         if not isinstance(record, Record):
             record = Record(id=f"r{self.n_records + 1}", features=dict(record))
         if now is None:
-            now = record.ts if record.ts is not None else self.clock()
+            if record.ts is not None:
+                now = record.ts
+                # labels carry no time: they are placed at the latest event time
+                if self._event_time is None or now > self._event_time:
+                    self._event_time = now
+            else:
+                now = self.clock()
         self.n_records += 1
         # this is the hot path: a few attribute reads and no needless calls
         proba, prediction, confidence = self.model.score(record.features)
@@ -235,7 +244,7 @@ class ActiveLearner:
             self.labels_rejected["unknown"] += 1
             return "unknown"
         if now is None:
-            now = self.clock()
+            now = self._event_time if self._event_time is not None else self.clock()
         req = self.pending.pop(request, now)
         if isinstance(req, str):
             self.labels_rejected[req] += 1

@@ -240,3 +240,15 @@ def test_rejects_objects_that_are_not_models_or_strategies():
         ActiveLearner(model=object())
     with pytest.raises(TypeError, match="strategy"):
         ActiveLearner(strategy=42)
+
+
+def test_ttl_runs_on_event_time_when_records_carry_it():
+    learner = ActiveLearner(
+        strategy=strategies.VariableUncertainty(budget=1.0), pending_ttl=10, clock=lambda: 1e9
+    )
+    early = learner.decide(Record("1", {"x": 1.0}, ts=100.0))
+    late = learner.decide(Record("2", {"x": 2.0}, ts=105.0))
+    # the wall clock (1e9) is far ahead of the events: it must not expire them
+    assert learner.learn(late.request_id, True) == "applied"
+    learner.decide(Record("3", {"x": 3.0}, ts=120.0))
+    assert learner.learn(early.request_id, True) == "expired"
