@@ -20,7 +20,7 @@ import statistics
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
@@ -80,6 +80,18 @@ def _classes(ys: Sequence[Any]) -> list[Any]:
     return list(dict.fromkeys(ys))
 
 
+def _ticking(
+    xs: Sequence[dict], ys: Sequence[Any], on_progress: Callable[[int], None] | None
+) -> Iterator[tuple[int, tuple[dict, Any]]]:
+    """``enumerate(zip(xs, ys))`` that reports progress every 1000 records."""
+    for i, pair in enumerate(zip(xs, ys, strict=True)):
+        yield i, pair
+        if on_progress is not None and i % 1000 == 999:
+            on_progress(1000)
+    if on_progress is not None:
+        on_progress(len(ys) % 1000)
+
+
 def run_strategy(
     xs: Sequence[dict],
     ys: Sequence[Any],
@@ -110,7 +122,7 @@ def run_strategy(
     correct = 0
     started = time.perf_counter()
     decide, learn = learner.decide, learner.learn
-    for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+    for i, (x, y) in _ticking(xs, ys, on_progress):
         while waiting and waiting[0][0] <= i:
             _, request_id, label = waiting.popleft()
             learn(request_id, label, now=i)
@@ -121,11 +133,7 @@ def run_strategy(
                 waiting.append((i + delay, d.request_id, y))
             else:
                 learn(d.request_id, y, now=i)
-        if on_progress is not None and i % 1000 == 999:
-            on_progress(1000)
     n = len(ys)
-    if on_progress is not None:
-        on_progress(n % 1000)
     return RunResult(
         strategy,
         seed,
@@ -152,7 +160,7 @@ def run_all_labels(
     waiting: deque[tuple[int, dict, Any]] = deque()
     correct = 0
     started = time.perf_counter()
-    for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+    for i, (x, y) in _ticking(xs, ys, on_progress):
         while waiting and waiting[0][0] <= i:
             _, wx, wy = waiting.popleft()
             clf.learn_one(wx, wy)
@@ -162,11 +170,7 @@ def run_all_labels(
             waiting.append((i + delay, x, y))
         else:
             clf.learn_one(x, y)
-        if on_progress is not None and i % 1000 == 999:
-            on_progress(1000)
     n = len(ys)
-    if on_progress is not None:
-        on_progress(n % 1000)
     return RunResult(
         ALL_LABELS, None, correct / n if n else 0.0, 1.0, n, n, 0, time.perf_counter() - started
     )

@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Record", "Decision", "Label", "BadInput"]
+__all__ = ["Record", "Decision", "Label", "BadInput", "record_from_object"]
 
 
 @dataclass(slots=True)
@@ -101,3 +102,33 @@ class BadInput:
         if isinstance(raw, bytes):
             raw = raw.decode("utf-8", "replace")
         return {"reason": self.reason, "where": self.where, "raw": raw}
+
+
+def record_from_object(obj: dict[str, Any], default_id: str) -> Record | BadInput:
+    """A record from a decoded JSON object: an envelope or a flat object of features.
+
+    >>> record_from_object({"id": 7, "features": {"x": 1.0}, "ts": 3}, "0").id
+    '7'
+    >>> record_from_object({"x": 1.0}, "0").features
+    {'x': 1.0}
+    >>> record_from_object({"features": [1]}, "0").reason
+    'features must be an object of name -> value'
+    """
+    if "features" not in obj:
+        return Record(id=default_id, features=obj)
+    features = obj["features"]
+    if not isinstance(features, dict):
+        return BadInput("features must be an object of name -> value", obj, default_id)
+    ts = obj.get("ts")
+    if ts is not None and (
+        isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts)
+    ):
+        return BadInput(f"ts must be a finite number of seconds, got {ts!r}", obj, default_id)
+    rid = obj.get("id")
+    return Record(
+        id=default_id if rid is None else str(rid),
+        features=features,
+        ts=ts,
+        key=obj.get("key"),
+        label=obj.get("label"),
+    )

@@ -35,7 +35,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from streamal.records import BadInput, Record
+from streamal.records import BadInput, Record, record_from_object
 
 __all__ = [
     "IterableSource",
@@ -86,29 +86,11 @@ class IterableSource:
             elif isinstance(item, tuple) and len(item) == 2:
                 yield Record(id=str(i), features=item[0], label=item[1])
             elif isinstance(item, dict):
-                yield _from_object(item, str(i))
+                yield record_from_object(item, str(i))
             else:
                 yield BadInput(
                     f"cannot read a record from {type(item).__name__}", repr(item), str(i)
                 )
-
-
-def _from_object(obj: dict[str, Any], default_id: str) -> Record | BadInput:
-    if "features" not in obj:
-        return Record(id=default_id, features=obj)
-    ts = obj.get("ts")
-    if ts is not None and (
-        isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts)
-    ):
-        return BadInput(f"ts must be a finite number of seconds, got {ts!r}", obj, default_id)
-    rid = obj.get("id")
-    return Record(
-        id=default_id if rid is None else str(rid),
-        features=obj["features"],
-        ts=ts,
-        key=obj.get("key"),
-        label=obj.get("label"),
-    )
 
 
 class CsvSource:
@@ -178,7 +160,7 @@ class JsonlSource:
                 if not isinstance(obj, dict):
                     yield BadInput("a record must be a JSON object", line.rstrip("\n"), where)
                     continue
-                yield _from_object(obj, str(i))
+                yield record_from_object(obj, str(i))
         finally:
             if f is not sys.stdin:
                 f.close()

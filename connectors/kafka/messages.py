@@ -20,12 +20,11 @@
 from __future__ import annotations
 
 import base64
-import math
 from typing import Any
 
 import orjson
 
-from streamal.records import BadInput, Decision, Label, Record
+from streamal.records import BadInput, Decision, Label, Record, record_from_object
 
 __all__ = [
     "FORMAT",
@@ -47,9 +46,7 @@ def encode_json(obj: Any) -> bytes:
     return orjson.dumps(obj, default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
-def decode_record(value: bytes | None, partition: int, offset: int) -> Record | BadInput:
-    """A record from a message value, or why it cannot be one."""
-    where = f"{partition}-{offset}"
+def _json_object(value: bytes | None, what: str, where: str) -> dict | BadInput:
     if value is None:
         return BadInput("empty message", None, where)
     try:
@@ -57,35 +54,28 @@ def decode_record(value: bytes | None, partition: int, offset: int) -> Record | 
     except orjson.JSONDecodeError as e:
         return BadInput(f"malformed JSON: {e}", value, where)
     if not isinstance(obj, dict):
-        return BadInput("a record must be a JSON object", value, where)
-    features = obj.get("features", obj) if "features" in obj else obj
-    if not isinstance(features, dict):
-        return BadInput("features must be an object of name -> value", value, where)
-    ts = obj.get("ts") if "features" in obj else None
-    if ts is not None and (
-        isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts)
-    ):
-        return BadInput(f"ts must be a finite number of seconds, got {ts!r}", value, where)
-    rid = obj.get("id") if "features" in obj else None
-    return Record(
-        id=where if rid is None else str(rid),
-        features=features,
-        ts=ts,
-        partition=partition,
-        offset=offset,
-    )
+        return BadInput(f"a {what} must be a JSON object", value, where)
+    return obj
+
+
+def decode_record(value: bytes | None, partition: int, offset: int) -> Record | BadInput:
+    """A record from a message value, or why it cannot be one."""
+    where = f"{partition}-{offset}"
+    obj = _json_object(value, "record", where)
+    if isinstance(obj, BadInput):
+        return obj
+    record = record_from_object(obj, where)
+    if isinstance(record, BadInput):
+        return BadInput(record.reason, value, where)
+    record.partition, record.offset, record.label = partition, offset, None
+    return record
 
 
 def decode_label(value: bytes | None, where: str) -> Label | BadInput:
     """A label from a message value, or why it cannot be one."""
-    if value is None:
-        return BadInput("empty message", None, where)
-    try:
-        obj = orjson.loads(value)
-    except orjson.JSONDecodeError as e:
-        return BadInput(f"malformed JSON: {e}", value, where)
-    if not isinstance(obj, dict):
-        return BadInput("a label must be a JSON object", value, where)
+    obj = _json_object(value, "label", where)
+    if isinstance(obj, BadInput):
+        return obj
     request_id = obj.get("request_id")
     if not isinstance(request_id, str) or not request_id:
         return BadInput("label has no request_id", value, where)
