@@ -162,6 +162,26 @@ class PendingRequests:
         return copy
 
     def refill(self, open_entries: list[PendingRequest], closed: list[tuple[str, str]]) -> None:
-        """Put back entries saved by increments, oldest first."""
+        """Put back entries saved apart from the shell, oldest first."""
         self._open = {req.request_id: req for req in open_entries}
         self._closed = dict(closed)
+
+    def apply(self, changes: list[tuple[tuple[str, str], Any]]) -> None:
+        """Replay changes from ``drain()`` on top of a refilled table."""
+        for (kind, request_id), entry in changes:
+            table = self._open if kind == "open" else self._closed
+            if entry is None:
+                table.pop(request_id, None)
+            else:
+                table.pop(request_id, None)  # a re-added id moves to the end
+                table[request_id] = entry
+
+    def size(self) -> int:
+        """Entries held: open requests and remembered closed ids."""
+        return len(self._open) + len(self._closed)
+
+    def open_entries(self) -> list[PendingRequest]:
+        return list(self._open.values())
+
+    def closed_entries(self) -> list[tuple[str, str]]:
+        return list(self._closed.items())

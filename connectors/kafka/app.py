@@ -205,6 +205,9 @@ class KafkaApp:
         self._rebalanced = False
         self._assigned = False
         self._dirty: set[int] = set()
+        self._seq: dict[int, int] = {}  # changelog sequence per partition
+        self._deltas: dict[int, list[int]] = {}  # live delta entries per partition
+        self._delta_sizes: dict[int, int] = {}
         self._last_data = time.monotonic()
 
     # -- lifecycle ------------------------------------------------------------
@@ -319,10 +322,8 @@ class KafkaApp:
         """Read the changelog to its end and rebuild every partition's learner.
 
         Keys are ``P/core`` (the learner without its pending table),
-        ``P/open/ID`` (a waiting request) and ``P/closed/ID`` (an answered or
-        expired one, for duplicate detection); a request's entry is written
-        when it changes, so each cycle writes what it changed, not the whole
-        table.
+        ``P/pending`` (the whole pending table, now and then) and
+        ``P/delta/SEQ`` (one cycle's pending-request changes after it).
         """
         s = self.settings
         reader = KafkaConsumer(
@@ -354,12 +355,18 @@ class KafkaApp:
                         break
         finally:
             reader.close()
+        self._rebuild(latest)
+
+    def _rebuild(self, latest: dict[bytes, bytes]) -> None:
+        """The learners from the newest changelog value of each key, in write order."""
+        s = self.settings
         self.learners.clear()
         self.validators.clear()
         self._dirty.clear()
+        self._deltas.clear()
         cores: dict[int, Any] = {}
-        opened: dict[int, list] = {}
-        closed: dict[int, list] = {}
+        tables: dict[int, Any] = {}
+        deltas: dict[int, list[tuple[int, Any]]] = {}
         for key, value in latest.items():
             where = f"{s.changelog_topic}[{key.decode(errors='replace')}]"
             partition, _, kind = key.decode(errors="replace").partition("/")
@@ -369,16 +376,23 @@ class KafkaApp:
             p = int(partition)
             if kind == "core":
                 cores[p] = obj
-            elif kind.startswith("open/"):
-                opened.setdefault(p, []).append(obj)
-            elif kind.startswith("closed/"):
-                closed.setdefault(p, []).append((kind[7:], obj))
+            elif kind == "pending":
+                tables[p] = obj
+            elif kind.startswith("delta/") and kind[6:].isdigit():
+                deltas.setdefault(p, []).append((int(kind[6:]), obj))
             else:
                 raise StateError(f"{where}: not a key this daemon writes")
         for p, core in cores.items():
             learner = ActiveLearner.from_state(core["learner"])
-            learner.pending.refill(opened.get(p, []), closed.get(p, []))
-            learner.pending.track_changes()
+            table = tables.get(p, {"seq": 0, "open": [], "closed": []})
+            pending = learner.pending
+            pending.refill(table["open"], table["closed"])
+            for seq, changes in sorted(deltas.get(p, [])):
+                if seq > table["seq"]:
+                    pending.apply(changes)
+                    self._deltas.setdefault(p, []).append(seq)
+            pending.track_changes()
+            self._seq[p] = core["seq"]
             self.learners[p] = learner
             self.validators[p] = core["validator"]
         if cores:
@@ -387,18 +401,36 @@ class KafkaApp:
                      len(cores), s.changelog_topic, n)  # fmt: skip
 
     def _changes(self, partition: int) -> list[tuple[bytes, bytes | None]]:
-        """Changelog entries for what this partition's learner changed in the cycle."""
+        """Changelog entries for one partition's learner after a cycle.
+
+        The learner's core every time; the pending-request changes of the
+        cycle as one delta; and, once the deltas outgrow the table, the whole
+        table instead, with tombstones for the deltas it replaces, so that
+        compaction keeps the topic (and a restore) proportional to the state.
+        """
         learner = self.learners[partition]
+        pending = learner.pending
+        seq = self._seq.get(partition, 0) + 1
+        self._seq[partition] = seq
         core_state = learner.state()
-        core_state["pending"] = learner.pending.shell()
-        core = {"learner": core_state, "validator": self.validators[partition]}
-        dump = pickle.dumps
+        core_state["pending"] = pending.shell()
+        core = {"learner": core_state, "validator": self.validators[partition], "seq": seq}
+        dump, sign = pickle.dumps, self._sign
         out: list[tuple[bytes, bytes | None]] = [
-            (f"{partition}/core".encode(), self._sign(dump(core, protocol=5)))
+            (f"{partition}/core".encode(), sign(dump(core, protocol=5)))
         ]
-        for (kind, request_id), entry in learner.pending.drain().items():
-            key = f"{partition}/{kind}/{request_id}".encode()
-            out.append((key, None if entry is None else self._sign(dump(entry, protocol=5))))
+        changes = list(pending.drain().items())
+        live = self._deltas.setdefault(partition, [])
+        self._delta_sizes[partition] = self._delta_sizes.get(partition, 0) + len(changes)
+        if self._delta_sizes[partition] > max(1000, pending.size()):
+            table = {"seq": seq, "open": pending.open_entries(), "closed": pending.closed_entries()}
+            out.append((f"{partition}/pending".encode(), sign(dump(table, protocol=5))))
+            out += [(f"{partition}/delta/{old:012d}".encode(), None) for old in live]
+            live.clear()
+            self._delta_sizes[partition] = 0
+        elif changes:
+            out.append((f"{partition}/delta/{seq:012d}".encode(), sign(dump(changes, protocol=5))))
+            live.append(seq)
         return out
 
     # -- one cycle --------------------------------------------------------------
