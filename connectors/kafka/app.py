@@ -195,6 +195,7 @@ class KafkaApp:
         self.learners: dict[int, ActiveLearner] = {}
         self.validators: dict[int, RecordValidator] = {}
         self.view = LearnerGroup(self.learners, make_learner(0))
+        self._strategy_name = self.view.strategy.name
         self.metrics = metrics
         if metrics is not None:
             metrics.learner = self.view
@@ -531,7 +532,7 @@ class KafkaApp:
                     if decision.query:
                         self.producer.send(
                             s.requests_topic, key=m.key,
-                            value=encode_request(decision, item, learner.strategy.name,
+                            value=encode_request(decision, item, self._strategy_name,
                                                  learner.labels_applied),
                         )  # fmt: skip
             if problem is not None:
