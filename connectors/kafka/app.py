@@ -34,7 +34,7 @@ from typing import Any, TextIO
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
 from connectors.kafka.messages import (
@@ -79,6 +79,7 @@ class KafkaSettings:
     commit_seconds: float = 1.0
     exit_when_idle: float = 0.0
     retry_seconds: float = 2.0
+    transaction_timeout: float = 30.0
 
     @property
     def transactional_id(self) -> str:
@@ -240,16 +241,18 @@ class KafkaApp:
         s = self.settings
         self._ensure_topics()
         common = {"bootstrap_servers": s.bootstrap, "client_id": f"streamal-{s.instance}"}
+        # bounded waits, so that an unreachable broker means a retry, and SIGTERM is heard
+        blocking = {"max_block_ms": 10_000, "request_timeout_ms": 10_000}
         if s.transactions:
             self.producer = KafkaProducer(
-                **common, transactional_id=s.transactional_id, acks="all",
+                **common, **blocking, transactional_id=s.transactional_id, acks="all",
                 max_request_size=_MAX_STATE_BYTES, linger_ms=5,
             )  # fmt: skip
             # fences any earlier incarnation and aborts its open transaction
             self.producer.init_transactions()
         else:
             self.producer = KafkaProducer(
-                **common, acks="all", max_request_size=_MAX_STATE_BYTES, linger_ms=5
+                **common, **blocking, acks="all", max_request_size=_MAX_STATE_BYTES, linger_ms=5
             )
         self._load_snapshots()
         self.consumer = KafkaConsumer(
@@ -499,13 +502,29 @@ class KafkaApp:
         self._dirty.clear()
         if s.transactions:
             if offsets:
-                producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
-            producer.commit_transaction()
+                self._bounded("sending the offsets", "send_offsets_to_transaction",
+                              offsets, consumer.group_metadata())  # fmt: skip
+            self._bounded("committing the transaction", "begin_commit")
         else:
             producer.flush()
             if offsets:
                 consumer.commit(offsets)
         self.stats.cycles += 1
+
+    def _bounded(self, what: str, step: str, *args: Any) -> None:
+        """A transaction step with a deadline.
+
+        kafka-python's ``commit_transaction`` and ``send_offsets_to_transaction``
+        wait without a timeout, and after a broker outage they can wait forever;
+        the same steps through its transaction manager take one.
+        """
+        producer = self.producer
+        result = getattr(producer._transaction_manager, step)(*args)
+        producer._sender.wakeup()
+        if not result.wait(timeout_ms=int(self.settings.transaction_timeout * 1000)):
+            raise KafkaTimeoutError(
+                f"{what} took longer than {self.settings.transaction_timeout:.0f} s"
+            )
 
     def _learner(self, partition: int) -> ActiveLearner:
         learner = self.learners.get(partition)

@@ -91,7 +91,12 @@ def daemon(topics: Topics, *extra, cwd, wait=True, timeout=300):
                             text=True)  # fmt: skip
     if not wait:
         return proc
-    out, err = proc.communicate(timeout=timeout)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:  # never leave a daemon behind a failed test
+            proc.kill()
+            proc.wait()
     if proc.returncode != 0:
         raise AssertionError(f"daemon exit {proc.returncode}\n{err[-4000:]}")
     return err

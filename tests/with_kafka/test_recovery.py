@@ -44,12 +44,14 @@ def _kill_at_random_moments(topics, cwd, n_kills, rng, extra=()):
         proc = daemon(topics, "--summary-every", "250", "--commit-every", "700", *extra,
                       cwd=cwd, wait=False)  # fmt: skip
         progress = Progress(proc)
-        progress.wait_for(rng.randrange(500, 4000))
-        time.sleep(rng.uniform(0, 0.3))  # anywhere in a cycle, transactions open or closing
-        if proc.poll() is None:
-            proc.kill()
-            kills += 1
-        proc.wait()
+        try:
+            progress.wait_for(rng.randrange(500, 4000))
+            time.sleep(rng.uniform(0, 0.3))  # anywhere in a cycle, transactions open or closing
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                kills += 1
+            proc.wait()
     return kills
 
 
@@ -141,11 +143,16 @@ def test_broker_outage_of_20_seconds_loses_nothing(broker, tmp_path):
     proc = daemon(topics, "--budget", "1.0", "--summary-every", "500", "--commit-every", "300",
                   "--exit-when-idle", "8", cwd=tmp_path, wait=False)  # fmt: skip
     progress = Progress(proc)
-    progress.wait_for(5000)
-    b.stop()
-    time.sleep(20)
-    b.start()
-    out = proc.wait(timeout=300)
+    try:
+        progress.wait_for(5000)
+        b.stop()
+        time.sleep(20)
+        b.start()
+        out = proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:  # never leave a daemon behind a failed test
+            proc.kill()
+            proc.wait()
     err = "".join(progress.lines)
     assert out == 0, err[-3000:]
     assert "restarting the Kafka clients" in err
