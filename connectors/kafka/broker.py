@@ -158,8 +158,12 @@ class Broker:
         out = open(self.workdir / "broker.out", "ab")
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
-    def start(self, timeout: float = 90.0) -> Broker:
-        """Start (or restart) the broker and wait until it takes connections."""
+    def start(self, timeout: float = 90.0, attempts: int = 4) -> Broker:
+        """Start (or restart) the broker and wait until it takes connections.
+
+        A restart right after ``stop()`` can find its ports not yet free; an
+        early exit is retried a few times before it counts as a failure.
+        """
         if self.proc is not None and self.proc.poll() is None:
             return self
         self.proc = self._run_java(["kafka.Kafka", str(self.props)])
@@ -167,6 +171,10 @@ class Broker:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 tail = (self.workdir / "broker.out").read_text(errors="replace")[-3000:]
+                if attempts > 1:
+                    time.sleep(2.0)
+                    self.proc = None
+                    return self.start(max(deadline - time.monotonic(), 10.0), attempts - 1)
                 raise BrokerError(f"the Kafka broker exited ({self.proc.returncode}):\n{tail}")
             if self._ready():
                 return self
