@@ -155,7 +155,9 @@ def test_broker_outage_of_20_seconds_loses_nothing(broker, tmp_path):
             proc.wait()
     err = "".join(progress.lines)
     assert out == 0, err[-3000:]
-    assert "restarting the Kafka clients" in err
+    # the outage was seen and logged: either the client rode it out with retries, or a
+    # transaction step failed and the daemon restarted its clients
+    assert re.search(r"restarting the Kafka clients|KafkaConnectionError|ECONNREFUSED", err), err
     requests = topics.read(topics.requests)
     ids = [r["request_id"] for r in requests]
     assert len(ids) == len(set(ids)) == n
