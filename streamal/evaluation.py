@@ -28,8 +28,8 @@ from streamal.drift import make_drift_monitor
 from streamal.learner import ActiveLearner
 from streamal.model import Classifier, make_model
 from streamal.records import Record
-from streamal.strategies import STRATEGIES
 from streamal.strategies import get as get_strategy
+from streamal.strategies import takes_seed
 
 __all__ = ["RunResult", "run_strategy", "run_all_labels", "replay", "format_table", "Progress"]
 
@@ -176,10 +176,6 @@ def run_all_labels(
     )
 
 
-def _is_seeded(name: str) -> bool:
-    return "seed" in STRATEGIES[name].__init__.__code__.co_varnames
-
-
 def replay(
     xs: Sequence[dict],
     ys: Sequence[Any],
@@ -201,7 +197,7 @@ def replay(
     runs: list[RunResult] = []
     step = progress.advance if progress is not None else None
     for name in names:
-        for seed in range(seeds) if _is_seeded(name) else [0]:
+        for seed in range(seeds) if takes_seed(name) else [0]:
             runs.append(
                 run_strategy(
                     xs, ys, name, budget=budget, seed=seed, delay=delay, model=model,
@@ -236,7 +232,7 @@ def replay(
 
 def runs_needed(strategies: Sequence[str], seeds: int) -> int:
     names = list(dict.fromkeys([*strategies, RANDOM]))
-    return sum(seeds if _is_seeded(n) else 1 for n in names) + 1
+    return sum(seeds if takes_seed(n) else 1 for n in names) + 1
 
 
 def format_table(result: dict[str, Any], title: str = "") -> str:

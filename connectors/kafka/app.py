@@ -125,8 +125,9 @@ class LearnerGroup:
         return total
 
     @property
-    def pending(self) -> list:
-        return [None] * sum(len(lrn.pending) for lrn in self.learners.values())
+    def pending(self) -> range:
+        # only its length is read: requests waiting over all partitions
+        return range(sum(len(lrn.pending) for lrn in self.learners.values()))
 
     @property
     def threshold(self) -> float | None:

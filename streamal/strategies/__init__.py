@@ -12,6 +12,7 @@ VariableUncertainty(budget=0.05, theta=1.0, step=0.01, w=100)
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from streamal.strategies.base import QueryStrategy, snake_case
@@ -35,6 +36,7 @@ __all__ = [
     "BalancedIncrementalQuantileFilter",
     "STRATEGIES",
     "get",
+    "takes_seed",
 ]
 
 STRATEGIES: dict[str, type[QueryStrategy]] = {
@@ -59,6 +61,15 @@ def get(name: str, **params: Any) -> QueryStrategy:
         raise ValueError(
             f"unknown strategy {name!r}; choose one of {', '.join(sorted(STRATEGIES))}"
         ) from None
-    if "seed" in params and not hasattr(cls(), "seed"):
+    if "seed" in params and not takes_seed(name):
         params.pop("seed")
     return cls(**params)
+
+
+def takes_seed(name: str) -> bool:
+    """Whether the strategy draws random numbers (and so takes a ``seed``).
+
+    >>> takes_seed("split"), takes_seed("variable_uncertainty")
+    (True, False)
+    """
+    return "seed" in inspect.signature(STRATEGIES[name]).parameters
