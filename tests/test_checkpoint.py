@@ -67,14 +67,20 @@ def test_crash_at_any_moment_loses_and_doubles_nothing(tmp_path):
             "--checkpoint", "s.ckpt", "--checkpoint-every", "777"]  # fmt: skip
     out = crashed / "streamal-out/requests.jsonl"
     kills = 0
-    for delay in (1.2, 0.7, 1.9):
+    # first as soon as requests reach the file (before the first periodic checkpoint),
+    # then at moments in the middle of the run
+    for delay in (0.0, 1.2, 0.7, 1.9):
         proc = subprocess.Popen(args, cwd=crashed, stderr=subprocess.DEVNULL)
+        if delay == 0.0:
+            deadline = time.monotonic() + 60
+            while (not out.exists() or out.stat().st_size == 0) and time.monotonic() < deadline:
+                time.sleep(0.005)
         time.sleep(delay)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.wait()
-    assert kills >= 1
+    assert kills >= 2
     streamal(*RUN, "--max-records", n, "--checkpoint", "s.ckpt", cwd=crashed)
     expected = _requests(straight / "streamal-out/requests.jsonl")
     got = _requests(out)
