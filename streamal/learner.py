@@ -161,11 +161,7 @@ class ActiveLearner:
         else:
             utility = self._utility(proba)
         cap = self.cap
-        if cap is not None:
-            cap.seen += 1
-            allowed = cap.queried <= cap.budget * cap.seen
-        else:
-            allowed = True
+        allowed = cap.allows() if cap is not None else True
         if self._warm or self._warmed_up():
             strategy = self.strategy
             query = strategy.ask(utility, allowed)
@@ -176,9 +172,9 @@ class ActiveLearner:
             query_probability = 1.0 if allowed else 0.0
             reason = "cold_start"
         request_id = None
+        if cap is not None:
+            cap.spend(query)
         if query:
-            if cap is not None:
-                cap.queried += 1
             self.n_queries += 1
             request_id = f"q-{record.id}"
             self.pending.add(
