@@ -175,10 +175,11 @@ class Engine:
         """Process records until the source ends, ``stop()``, or the stream position
         reaches ``max_records`` (records before a resume count, so a restarted
         run finishes the same job)."""
-        if not self._resumed and not self.resume() and self.checkpoint is not None:
-            # a first checkpoint before any output: a crash before the first periodic
-            # one then resumes here and cuts the outputs back to their sizes now
-            self.save()
+        if not self._resumed:
+            if not self.resume() and self.checkpoint is not None:
+                # a first checkpoint before any output: a crash before the first periodic
+                # one then resumes here and cuts the outputs back to their sizes now
+                self.save()
             self._resumed = True
         stats = self.stats
         if max_records and stats.records >= max_records:
