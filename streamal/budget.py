@@ -15,6 +15,8 @@ records at most ``ceil(b n) + 1`` labels have been requested, for every ``n``.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["EstimatedBudget", "BudgetCap"]
 
 
@@ -88,6 +90,33 @@ class BudgetCap:
         if query:
             self.queried += 1
         return query
+
+    def ask_each(self, strategy: Any, utilities: list[float]) -> tuple[list[bool], list[float]]:
+        """``strategy.ask`` on each utility under the cap, as ``allows``/``spend`` would do.
+
+        Returns the decisions and the strategy's query probabilities.
+
+        >>> from streamal.strategies import FixedUncertainty
+        >>> cap = BudgetCap(0.1)
+        >>> queries, _ = cap.ask_each(FixedUncertainty(budget=1.0), [1.0] * 100)
+        >>> sum(queries), cap.queried, cap.seen
+        (11, 11, 100)
+        """
+        ask, budget = strategy.ask, self.budget
+        queried, seen = self.queried, self.seen
+        queries: list[bool] = []
+        probabilities: list[float] = []
+        add_query, add_probability = queries.append, probabilities.append
+        try:
+            for utility in utilities:
+                seen += 1
+                query = ask(utility, queried <= budget * seen)  # the rule of allows()
+                queried += query
+                add_query(query)
+                add_probability(strategy.query_probability)
+        finally:
+            self.queried, self.seen = queried, seen
+        return queries, probabilities
 
     @property
     def spent_ratio(self) -> float:

@@ -17,6 +17,7 @@ reason, never raised.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,9 +60,14 @@ class PendingRequests:
         self.ttl = ttl
         self.max_size = max_size
         self.memory = memory
-        # plain dicts keep insertion order, so the first key is the oldest
         self._open: dict[str, PendingRequest] = {}
         self._closed: dict[str, str] = {}
+        # ids oldest first. A dict's first key would do, but finding it after
+        # deletions at the front scans the holes they leave: quadratic in a
+        # table that is always losing its oldest entries. Answered ids stay in
+        # _open_order until they reach its front (or it is compacted).
+        self._open_order: deque[str] = deque()
+        self._closed_order: deque[str] = deque()
         self.expired = 0
         # changes since the last drain(), for stores that save increments
         self._journal: dict[tuple[str, str], Any] | None = None
@@ -76,33 +82,44 @@ class PendingRequests:
         self,
         request_id: str,
         features: dict[str, Any],
-        *,
         now: float,
         record_id: str,
         prediction: Any,
         query_probability: float,
     ) -> None:
-        req = self._open[request_id] = PendingRequest(
+        pending = self._open
+        if request_id not in pending:
+            order = self._open_order
+            order.append(request_id)
+            if len(order) > 2 * len(pending) + 64:
+                self._open_order = order = deque(pending)
+                order.append(request_id)
+        req = pending[request_id] = PendingRequest(
             request_id, record_id, features, now, prediction, query_probability
         )
         if self._journal is not None:
             self._journal["open", request_id] = req
-        if len(self._open) > self.max_size:
-            oldest = next(iter(self._open))
-            del self._open[oldest]
+        if len(pending) > self.max_size:
+            order = self._open_order
+            while order[0] not in pending:
+                order.popleft()
+            oldest = order.popleft()
+            del pending[oldest]
             self._close(oldest, "expired")
 
     def _close(self, request_id: str, why: str) -> None:
         if why == "expired":
             self.expired += 1
         closed = self._closed
+        if request_id not in closed:
+            self._closed_order.append(request_id)
         closed[request_id] = why
         journal = self._journal
         if journal is not None:
             journal["open", request_id] = None
             journal["closed", request_id] = why
         if len(closed) > self.memory:
-            forgotten = next(iter(closed))
+            forgotten = self._closed_order.popleft()
             del closed[forgotten]
             if journal is not None:
                 journal["closed", forgotten] = None
@@ -113,14 +130,17 @@ class PendingRequests:
             return 0
         dropped = 0
         deadline = now - self.ttl
-        pending = self._open
-        while pending:
-            request_id = next(iter(pending))
-            if pending[request_id].created > deadline:
-                break
-            del pending[request_id]
-            self._close(request_id, "expired")
-            dropped += 1
+        pending, order = self._open, self._open_order
+        while order:
+            request_id = order[0]
+            req = pending.get(request_id)
+            if req is not None:
+                if req.created > deadline:
+                    break
+                del pending[request_id]
+                self._close(request_id, "expired")
+                dropped += 1
+            order.popleft()
         return dropped
 
     def pop(self, request_id: str, now: float) -> PendingRequest | str:
@@ -159,12 +179,14 @@ class PendingRequests:
         copy = PendingRequests.__new__(PendingRequests)
         copy.__dict__.update(self.__dict__)
         copy._open, copy._closed, copy._journal = {}, {}, None
+        copy._open_order, copy._closed_order = deque(), deque()
         return copy
 
     def refill(self, open_entries: list[PendingRequest], closed: list[tuple[str, str]]) -> None:
         """Put back entries saved apart from the shell, oldest first."""
         self._open = {req.request_id: req for req in open_entries}
         self._closed = dict(closed)
+        self._reorder()
 
     def apply(self, changes: list[tuple[tuple[str, str], Any]]) -> None:
         """Replay changes from ``drain()`` on top of a refilled table."""
@@ -175,6 +197,15 @@ class PendingRequests:
             else:
                 table.pop(request_id, None)  # a re-added id moves to the end
                 table[request_id] = entry
+        self._reorder()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "_open_order" not in state:  # saved before the orders were kept apart
+            self._reorder()
+
+    def _reorder(self) -> None:
+        self._open_order, self._closed_order = deque(self._open), deque(self._closed)
 
     def size(self) -> int:
         """Entries held: open requests and remembered closed ids."""

@@ -8,10 +8,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Record", "Decision", "Label", "BadInput", "record_from_object"]
+__all__ = ["Record", "Decision", "Decisions", "Label", "BadInput", "record_from_object"]
 
 
 @dataclass(slots=True)
@@ -77,6 +78,90 @@ class Decision:
             "strategy": strategy,
             "ts": record.ts,
         }
+
+
+class Decisions(Sequence[Decision | None]):
+    """The decisions for a batch of records, in batch order, built on access.
+
+    A batch is kept as columns (one list per field) and a ``Decision`` is made
+    only when one is read, so that deciding a batch costs little more than
+    scoring it. A record the model could not score has ``None`` in its slot
+    and ``(index, exception)`` in ``failed``.
+
+    >>> from streamal import ActiveLearner
+    >>> learner = ActiveLearner(budget=1.0)
+    >>> learner.learn({"x": 1.0}, "a"), learner.learn({"x": 0.0}, "b")
+    ('applied', 'applied')
+    >>> batch = learner.decide_many([{"x": 1.0}, {"x": None}, {"x": 2.0}])
+    >>> len(batch), batch[1], type(batch.failed[0][1]).__name__
+    (3, None, 'TypeError')
+    >>> [(i, d.request_id) for i, d in batch.queried()]
+    [(0, 'q-r1'), (2, 'q-r3')]
+    """
+
+    __slots__ = ("_columns", "_predict", "_reason", "_where", "failed")
+
+    def __init__(
+        self,
+        records: list[Record],
+        probabilities: list[dict[Any, float]],
+        confidences: list[float],
+        utilities: list[float],
+        queries: list[bool],
+        query_probabilities: list[float],
+        request_ids: list[str | None],
+        *,
+        prediction_of: Callable[[dict[Any, float]], Any],
+        reason: str = "strategy",
+        failed: list[tuple[int, Exception]] | None = None,
+    ):
+        self._columns = (records, queries, request_ids, utilities, confidences, probabilities,
+                         query_probabilities)  # fmt: skip
+        self._predict = prediction_of
+        self._reason = reason
+        self.failed: list[tuple[int, Exception]] = failed or []
+        # batch index -> column index, only when some records failed
+        self._where: list[int | None] | None = None
+        if self.failed:
+            bad = {i for i, _ in self.failed}
+            where, k = [], 0
+            for i in range(len(records) + len(bad)):
+                where.append(None if i in bad else k)
+                k += i not in bad
+            self._where = where
+
+    def __len__(self) -> int:
+        return len(self._columns[0]) + len(self.failed)
+
+    def _make(self, k: int) -> Decision:
+        records, queries, request_ids, utilities, confidences, probas, qps = self._columns
+        return Decision(records[k].id, queries[k], request_ids[k], utilities[k], confidences[k],
+                        self._predict(probas[k]), probas[k], qps[k], self._reason)  # fmt: skip
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if self._where is None:
+            return self._make(range(len(self))[i])
+        k = self._where[i]
+        return None if k is None else self._make(k)
+
+    def __iter__(self) -> Iterator[Decision | None]:
+        return (self[i] for i in range(len(self)))
+
+    @property
+    def queries(self) -> list[bool]:
+        """Whether each scored record's label is requested (failed records left out)."""
+        return self._columns[1]
+
+    def queried(self) -> list[tuple[int, Decision]]:
+        """``(index in the batch, decision)`` for each record whose label is requested."""
+        where = self._where
+        ks = [k for k, q in enumerate(self._columns[1]) if q]
+        if where is None:
+            return [(k, self._make(k)) for k in ks]
+        index = {k: i for i, k in enumerate(where) if k is not None}
+        return [(index[k], self._make(k)) for k in ks]
 
 
 @dataclass(slots=True)

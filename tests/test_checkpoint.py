@@ -104,5 +104,9 @@ def test_sigterm_checkpoints_and_exits_cleanly(tmp_path):
     assert proc.returncode == 0, err
     assert "SIGTERM" in err or "Terminated" in err
     state = ckpt.load(tmp_path / "s.ckpt", ckpt.resolve_key(tmp_path / "s.ckpt"))
-    assert state["stats"].records > 1000
+    # the checkpoint saved on SIGTERM covers every request written before it
+    written = out.read_text().splitlines()
+    assert len(written) > 20
+    assert state["learner"]["n_queries"] == len(written)
+    assert state["sink_positions"][0] == out.stat().st_size
     assert oct(os.stat(tmp_path / "s.ckpt.key").st_mode & 0o777) == "0o600"

@@ -252,3 +252,64 @@ def test_ttl_runs_on_event_time_when_records_carry_it():
     assert learner.learn(late.request_id, True) == "applied"
     learner.decide(Record("3", {"x": 3.0}, ts=120.0))
     assert learner.learn(early.request_id, True) == "expired"
+
+
+def _decisions_of(learner, batches, labels, batched):
+    """Decide every batch (whole or one record at a time), then learn its queried records."""
+    seen = []
+    for batch in batches:
+        if batched:
+            made = list(learner.decide_many(batch, now=0.0))
+        else:
+            made = [learner.decide(r, now=0.0) for r in batch]
+        for r, d in zip(batch, made, strict=True):
+            seen.append((d.record_id, d.query, d.request_id, d.utility, d.confidence,
+                         d.prediction, d.probabilities, d.query_probability, d.reason))  # fmt: skip
+            if d.query:
+                learner.learn(d.request_id, labels[r.id], now=0.0)
+    return seen
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 60), min_size=1, max_size=12),
+    name=st.sampled_from(sorted(strategies.STRATEGIES)),
+    label_kind=st.sampled_from(["str", "int", "bool"]),
+    cap=st.booleans(),
+)
+def test_a_batch_decides_as_records_one_by_one(sizes, name, label_kind, cap):
+    stream = list(synth.Hyperplane(seed=3, n_features=3).take(sum(sizes)))
+    convert = {"str": lambda y: "yes" if y else "no", "int": int, "bool": bool}[label_kind]
+    records = [Record(f"r{i}", x) for i, (x, _) in enumerate(stream)]
+    labels = {f"r{i}": convert(y) for i, (_, y) in enumerate(stream)}
+    batches, start = [], 0
+    for size in sizes:
+        batches.append(records[start : start + size])
+        start += size
+
+    def learner():
+        return ActiveLearner(
+            model=preprocessing.StandardScaler() | linear_model.LogisticRegression(),
+            strategy=strategies.get(name, budget=0.2, seed=4),
+            budget_cap=cap,
+        )
+
+    one_by_one, batched = learner(), learner()
+    assert _decisions_of(batched, batches, labels, True) == _decisions_of(
+        one_by_one, batches, labels, False
+    )
+    assert batched.state()["n_queries"] == one_by_one.state()["n_queries"]
+    assert batched.strategy.threshold == one_by_one.strategy.threshold
+
+
+def test_a_record_the_model_cannot_score_fails_alone_in_its_batch():
+    learner = ActiveLearner(budget=1.0)
+    learner.learn({"x": 1.0}, "a")
+    learner.learn({"x": 0.0}, "b")
+    batch = learner.decide_many([{"x": 1.0}, {"x": None}, {"x": 0.5}, {"x": [1.0]}])
+    assert [i for i, _ in batch.failed] == [1, 3]
+    assert [d is None for d in batch] == [False, True, False, True]
+    assert [i for i, _ in batch.queried()] == [0, 2]
+    assert learner.n_queries == 2 and len(learner.pending) == 2
+    again = learner.decide_many([{"x": 2.0}])
+    assert again[0].record_id == "r5"  # ids stay unique after failures

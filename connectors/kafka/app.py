@@ -457,8 +457,7 @@ class KafkaApp:
                 raise _Restart("partitions were reassigned")
             for tp, msgs in batch.items():
                 if tp.topic == s.records_topic:
-                    for m in msgs:
-                        self._on_record(tp.partition, m)
+                    self._on_records(tp.partition, msgs)
                     n += len(msgs)
                 else:
                     for m in msgs:
@@ -535,31 +534,35 @@ class KafkaApp:
             self.validators[partition] = self.make_validator()
         return learner
 
-    def _on_record(self, partition: int, m: Any) -> None:
+    def _on_records(self, partition: int, msgs: list[Any]) -> None:
+        """Decide one partition's share of a poll as one batch."""
         s = self.settings
-        self.stats.records += 1
         learner = self._learner(partition)
         self._dirty.add(partition)
-        item = decode_record(m.value, partition, m.offset)
-        if isinstance(item, Record):
-            problem = self.validators[partition].check(item.features)
-            if problem is None:
-                try:
-                    decision = learner.decide(item)
-                except Exception as e:  # a record the model cannot take must not stop us
-                    problem = f"model failed on this record: {type(e).__name__}: {e}"
-                else:
-                    if decision.query:
-                        self.producer.send(
-                            s.requests_topic, key=m.key,
-                            value=encode_request(decision, item, self._strategy_name,
-                                                 learner.labels_applied),
-                        )  # fmt: skip
-            if problem is not None:
+        check = self.validators[partition].check
+        records, sources = [], []
+        for m in msgs:
+            item = decode_record(m.value, partition, m.offset)
+            if isinstance(item, Record):
+                problem = check(item.features)
+                if problem is None:
+                    records.append(item)
+                    sources.append(m)
+                    continue
                 item = BadInput(problem)
-        if isinstance(item, BadInput):
             self._dead_letter("record", item.reason, m)
-        if self.summary_every and self.stats.records % self.summary_every == 0:
+        decisions = learner.decide_many(records)
+        for i, e in decisions.failed:  # a record the model cannot take must not stop us
+            self._dead_letter("record", f"model failed on this record: {type(e).__name__}: {e}",
+                              sources[i])  # fmt: skip
+        send, version, name = self.producer.send, learner.labels_applied, self._strategy_name
+        for i, decision in decisions.queried():
+            value = encode_request(decision, records[i], name, version)
+            send(s.requests_topic, key=sources[i].key, value=value)
+        before = self.stats.records
+        self.stats.records += len(msgs)
+        every = self.summary_every
+        if every and before // every != self.stats.records // every:
             self._summary()
 
     def _on_label(self, m: Any) -> None:
