@@ -88,7 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="strategy to evaluate; repeat for several (default: variable_uncertainty). "
         f"One of: {', '.join(sorted(STRATEGIES))}",
     )  # fmt: skip
-    replay.add_argument("--budget", type=float, default=0.1, help="label budget (default: 0.1)")
+    replay.add_argument(
+        "--budget", type=float, action="append", metavar="B",
+        help="label budget; repeat for several (default: 0.1)",
+    )  # fmt: skip
+    replay.add_argument(
+        "--exploration", type=float, default=0.0, metavar="RATE",
+        help="query a record the strategy skipped with this probability, so that the live "
+        "accuracy estimate covers every record (default: 0)",
+    )  # fmt: skip
     replay.add_argument(
         "--seeds", type=int, default=1, help="seeds per randomised strategy (default: 1)"
     )
@@ -247,11 +255,21 @@ def _find_app(spec: str) -> Any:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from streamal.evaluation import Progress, format_table, replay, runs_needed
+    from streamal.evaluation import (
+        Progress,
+        format_efficiency,
+        format_table,
+        replay,
+        runs_needed,
+    )
     from streamal.sources import read_labelled
 
-    if not 0 < args.budget <= 1:
-        raise ConfigError(f"--budget: must be in (0, 1], got {args.budget}")
+    budgets = args.budget or [0.1]
+    for budget in budgets:
+        if not 0 < budget <= 1:
+            raise ConfigError(f"--budget: must be in (0, 1], got {budget}")
+    if not 0 <= args.exploration <= 1:
+        raise ConfigError(f"--exploration: must be in [0, 1], got {args.exploration}")
     if args.seeds < 1:
         raise ConfigError(f"--seeds: must be at least 1, got {args.seeds}")
     if args.delay < 0:
@@ -265,17 +283,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if skipped:
             log.warning("%s: skipped %d malformed rows", path, skipped)
         total = runs_needed(strategies, args.seeds) * len(ys)
-        progress = None
-        if args.progress is not False:
-            progress = Progress(total, force=bool(args.progress))
-        result = replay(
-            xs, ys, strategies, budget=args.budget, seeds=args.seeds, delay=args.delay,
-            model=args.model, progress=progress,
-        )  # fmt: skip
-        result["dataset"] = Path(path).name
-        result["skipped_rows"] = skipped
-        results.append(result)
-        print(format_table(result, title=f"== {Path(path).name}"))
+        for budget in budgets:
+            progress = None
+            if args.progress is not False:
+                progress = Progress(total, force=bool(args.progress))
+            result = replay(
+                xs, ys, strategies, budget=budget, seeds=args.seeds, delay=args.delay,
+                model=args.model, exploration=args.exploration, progress=progress,
+            )  # fmt: skip
+            result["dataset"] = Path(path).name
+            result["skipped_rows"] = skipped
+            results.append(result)
+            print(format_table(result, title=f"== {Path(path).name}"))
+            print()
+    if len(results) > 1:
+        print(format_efficiency(results))
         print()
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,16 @@ from streamal.records import Record
 from streamal.strategies import get as get_strategy
 from streamal.strategies import takes_seed
 
-__all__ = ["RunResult", "run_strategy", "run_all_labels", "replay", "format_table", "Progress"]
+__all__ = [
+    "RunResult",
+    "run_strategy",
+    "run_all_labels",
+    "replay",
+    "label_efficiency",
+    "format_table",
+    "format_efficiency",
+    "Progress",
+]
 
 RANDOM = "random_sampling"
 ALL_LABELS = "all_labels"
@@ -47,6 +56,8 @@ class RunResult:
     queries: int
     drift_detections: int
     seconds: float
+    #: the learner's own importance-weighted accuracy, what it reports live
+    estimated_accuracy: float | None = None
 
 
 class Progress:
@@ -102,6 +113,7 @@ def run_strategy(
     delay: int = 0,
     model: str = "logistic_regression",
     drift: str = "adwin",
+    exploration: float = 0.0,
     on_progress: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Prequential run of one strategy (by name) over a labelled stream."""
@@ -109,11 +121,16 @@ def run_strategy(
     # the random baseline spends the whole budget (bounded by the cap), not
     # the 88 % of it that the windowed estimate lets through
     params = {"w": None} if strategy == RANDOM else {}
+    if not 0 <= exploration < budget:
+        raise ValueError(f"exploration must be in [0, budget), got {exploration}")
     learner = ActiveLearner(
         model=make_model(model, len(classes)),
-        strategy=get_strategy(strategy, budget=budget, seed=seed, **params),
+        # exploring labels come out of the budget: the strategy gets the rest
+        strategy=get_strategy(strategy, budget=budget - exploration, seed=seed, **params),
         classes=classes,
         drift=make_drift_monitor(drift, seed),
+        exploration=exploration,
+        seed=seed,
         pending_ttl=None,
         max_pending=10**9,
         clock=lambda: 0.0,
@@ -143,6 +160,7 @@ def run_strategy(
         learner.n_queries,
         learner.drift_detections,
         time.perf_counter() - started,
+        learner.weighted_accuracy,
     )
 
 
@@ -186,6 +204,7 @@ def replay(
     delay: int = 0,
     model: str = "logistic_regression",
     drift: str = "adwin",
+    exploration: float = 0.0,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run strategies x seeds, random sampling x seeds and all labels once.
@@ -201,7 +220,7 @@ def replay(
             runs.append(
                 run_strategy(
                     xs, ys, name, budget=budget, seed=seed, delay=delay, model=model,
-                    drift=drift, on_progress=step,
+                    drift=drift, exploration=exploration, on_progress=step,
                 )
             )  # fmt: skip
     runs.append(run_all_labels(xs, ys, model=model, delay=delay, on_progress=step))
@@ -209,25 +228,54 @@ def replay(
     for name in [*names, ALL_LABELS]:
         mine = [r for r in runs if r.strategy == name]
         accs = [r.accuracy for r in mine]
+        estimates = [r.estimated_accuracy for r in mine if r.estimated_accuracy is not None]
+        errors = [
+            r.estimated_accuracy - r.accuracy for r in mine if r.estimated_accuracy is not None
+        ]
         summary.append(
             {
                 "strategy": name,
                 "accuracy": statistics.fmean(accs),
                 "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                "estimated_accuracy": statistics.fmean(estimates) if estimates else None,
+                "estimate_error": statistics.fmean(errors) if errors else None,
                 "labels_used": statistics.fmean(r.labels_used for r in mine),
                 "runs": len(mine),
                 "drift_detections": statistics.fmean(r.drift_detections for r in mine),
             }
         )
+    random_acc = summary[names.index(RANDOM)]["accuracy"]
+    for row in summary:
+        row["efficiency"] = label_efficiency(row["accuracy"], random_acc, summary[-1]["accuracy"])
     return {
         "budget": budget,
         "seeds": seeds,
         "delay": delay,
         "model": model,
+        "exploration": exploration,
         "records": len(ys),
         "summary": summary,
         "runs": [asdict(r) for r in runs],
     }
+
+
+#: label efficiency is defined where every label beats random sampling by this much
+MIN_GAP = 0.02
+
+
+def label_efficiency(accuracy: float, random: float, every_label: float) -> float | None:
+    """Share of the gap between random sampling and every label that a strategy closes.
+
+    ``None`` where every label beats random sampling by less than ``MIN_GAP``:
+    there the ratio would only magnify noise.
+
+    >>> round(label_efficiency(0.80, random=0.78, every_label=0.84), 3)
+    0.333
+    >>> label_efficiency(0.80, random=0.78, every_label=0.79) is None
+    True
+    """
+    gap = every_label - random
+    return (accuracy - random) / gap if gap >= MIN_GAP else None
 
 
 def runs_needed(strategies: Sequence[str], seeds: int) -> int:
@@ -236,7 +284,12 @@ def runs_needed(strategies: Sequence[str], seeds: int) -> int:
 
 
 def format_table(result: dict[str, Any], title: str = "") -> str:
-    """The summary as an aligned text table."""
+    """The summary as an aligned text table.
+
+    ``estimate`` is what the learner reports live (accuracy weighted by
+    inverse query probability) and ``error`` its distance from the true
+    prequential accuracy; ``efficiency`` is the label efficiency.
+    """
     rows = result["summary"]
     random_acc = next(r["accuracy"] for r in rows if r["strategy"] == RANDOM)
     lines = []
@@ -245,13 +298,48 @@ def format_table(result: dict[str, Any], title: str = "") -> str:
     lines.append(
         f"{result['records']:,} records, budget {result['budget']:.0%}, "
         f"{result['seeds']} seed(s), label delay {result['delay']} records, model {result['model']}"
+        + (f", exploration {result['exploration']:g}" if result.get("exploration") else "")
     )
-    header = f"{'strategy':<38} {'accuracy':>16} {'labels used':>12} {'vs random':>10}"
+    header = (
+        f"{'strategy':<38} {'accuracy':>16} {'estimate':>9} {'error':>7} {'labels used':>12} "
+        f"{'vs random':>10} {'efficiency':>10}"
+    )
     lines += [header, "-" * len(header)]
     for r in rows:
         acc = f"{r['accuracy']:.4f}"
         if r["runs"] > 1:
             acc += f" ±{r['accuracy_std']:.4f}"
-        delta = r["accuracy"] - random_acc
-        lines.append(f"{r['strategy']:<38} {acc:>16} {r['labels_used']:>12.2%} {delta:>+10.4f}")
+        est, err, eff = r.get("estimated_accuracy"), r.get("estimate_error"), r.get("efficiency")
+        lines.append(
+            f"{r['strategy']:<38} {acc:>16} {_num(est, '.4f'):>9} {_num(err, '+.3f'):>7} "
+            f"{r['labels_used']:>12.2%} {r['accuracy'] - random_acc:>+10.4f} "
+            f"{_num(eff, '+.2f'):>10}"
+        )
+    return "\n".join(lines)
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def format_efficiency(results: list[dict[str, Any]]) -> str:
+    """Label efficiency per dataset and budget, one column per strategy, and the mean."""
+    names = [
+        r["strategy"] for r in results[0]["summary"] if r["strategy"] not in (RANDOM, ALL_LABELS)
+    ]
+    header = f"{'dataset':<24} {'budget':>6} " + " ".join(f"{n[:24]:>24}" for n in names)
+    lines = ["label efficiency (accuracy - random) / (every label - random)", header,
+             "-" * len(header)]  # fmt: skip
+    cells: dict[str, list[float]] = {n: [] for n in names}
+    for result in results:
+        by_name = {r["strategy"]: r for r in result["summary"]}
+        row = f"{result.get('dataset', ''):<24} {result['budget']:>6.0%} "
+        for n in names:
+            eff = by_name[n]["efficiency"]
+            if eff is not None:
+                cells[n].append(eff)
+            row += f" {_num(eff, '+.3f') if eff is not None else 'n/a (gap < 2 pt)':>24}"
+        lines.append(row)
+    means = [_num(statistics.fmean(v) if v else None, "+.3f") for v in cells.values()]
+    lines.append(f"{'mean where defined':<31} " + " ".join(f"{m:>24}" for m in means))
     return "\n".join(lines)

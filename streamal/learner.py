@@ -34,6 +34,7 @@ from streamal.pending import PendingRequests
 from streamal.records import Decision, Decisions, Record
 from streamal.strategies import QueryStrategy, VariableUncertainty
 from streamal.strategies import get as get_strategy
+from streamal.strategies.exploration import Exploration
 from streamal.utility import get_utility
 
 __all__ = ["ActiveLearner"]
@@ -78,6 +79,12 @@ class ActiveLearner:
         starve the strategy.
     classes
         Labels known in advance (optional).
+    exploration
+        Query a record the strategy skipped with this probability (0: never),
+        so that every record can be labelled and the importance-weighted
+        accuracy (``weighted_accuracy``) estimates the accuracy on all
+        records, not only on the hard ones queried. The hard cap allows the
+        strategy's budget plus this rate.
     seed
         Seed handed to a strategy built by name.
     clock
@@ -101,6 +108,7 @@ class ActiveLearner:
         cold_start: int = 3,
         cold_start_max: int = 50,
         classes: Iterable[Any] | None = None,
+        exploration: float = 0.0,
         seed: int | None = 0,
         clock: Callable[[], float] = time.time,
     ):
@@ -115,10 +123,12 @@ class ActiveLearner:
         if not callable(getattr(strategy, "ask", None)):
             raise TypeError(f"strategy must be a QueryStrategy or a name, got {strategy!r}")
         self.strategy = strategy
+        # what decides: the strategy, or the strategy with an exploration floor
+        self._policy = Exploration(strategy, exploration, seed) if exploration else strategy
         self.utility_name = utility
         self._utility = get_utility(utility)
         self._least_confidence = utility == "least_confidence"
-        self.cap = BudgetCap(strategy.budget) if budget_cap else None
+        self.cap = BudgetCap(self._policy.budget) if budget_cap else None
         if drift is True:
             drift = DriftMonitor()
         self.drift = drift or None
@@ -163,7 +173,7 @@ class ActiveLearner:
         cap = self.cap
         allowed = cap.allows() if cap is not None else True
         if self._warm or self._warmed_up():
-            strategy = self.strategy
+            strategy = self._policy
             query = strategy.ask(utility, allowed)
             query_probability = strategy.query_probability
             reason = "strategy"
@@ -234,7 +244,7 @@ class ActiveLearner:
         warm = self._warm or self._warmed_up()
         cap = self.cap if self.cap is not None else BudgetCap(1.0)
         queries, query_probabilities = cap.ask_each(
-            self.strategy if warm else _ColdStart(), utilities
+            self._policy if warm else _ColdStart(), utilities
         )
         self.n_records += len(batch) + len(failed)  # failed ones too: ids stay unique
         times = self._times(batch, now)
@@ -368,7 +378,11 @@ class ActiveLearner:
 
     @property
     def weighted_accuracy(self) -> float | None:
-        """Accuracy weighted by inverse query probability (less biased estimate)."""
+        """Accuracy on labelled records, each weighted by its inverse query probability.
+
+        The self-normalised (Hajek) estimate of the accuracy on every record;
+        it is consistent when every record could be queried (``exploration``).
+        """
         return self.iw_correct / self.iw_total if self.iw_total else None
 
     # -- state ----------------------------------------------------------------
@@ -388,6 +402,7 @@ class ActiveLearner:
             raise ValueError(f"unsupported learner state format {state.get('format')!r}")
         learner = cls.__new__(cls)
         learner.__dict__.update({k: v for k, v in state.items() if k != "format"})
+        learner.__dict__.setdefault("_policy", learner.strategy)  # saved before exploration
         learner._utility = get_utility(learner.utility_name)
         learner.clock = clock
         return learner

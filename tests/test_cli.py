@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from streamal.config import OPTIONS
 from tests.conftest import streamal
 
@@ -79,6 +81,30 @@ def test_replay_prints_the_table_and_writes_json(tmp_path, dataset):
         for name in ("variable_uncertainty", "split", "random_sampling"):
             assert rows[name]["labels_used"] <= 0.2 + 1 / r["records"] + 1e-9
             assert 0.3 < rows[name]["accuracy"] < 1.0
+
+
+def test_replay_over_files_and_budgets_prints_label_efficiency(tmp_path, dataset):
+    proc = streamal("replay", dataset("usenet2.csv.gz"), dataset("luxembourg.csv.gz"),
+                    "--budget", "0.05", "--budget", "0.1", "--exploration", "0.01",
+                    "--strategy", "balanced_incremental_quantile_filter", "--json", "res.json",
+                    cwd=tmp_path)  # fmt: skip
+    assert "label efficiency" in proc.stdout and "mean where defined" in proc.stdout
+    results = json.loads((tmp_path / "res.json").read_text())["results"]
+    assert [(r["dataset"], r["budget"]) for r in results] == [
+        ("usenet2.csv.gz", 0.05), ("usenet2.csv.gz", 0.1),
+        ("luxembourg.csv.gz", 0.05), ("luxembourg.csv.gz", 0.1),
+    ]  # fmt: skip
+    for r in results:
+        rows = {row["strategy"]: row for row in r["summary"]}
+        acc = {name: row["accuracy"] for name, row in rows.items()}
+        gap = acc["all_labels"] - acc["random_sampling"]
+        eff = rows["balanced_incremental_quantile_filter"]["efficiency"]
+        assert eff == pytest.approx(
+            (acc["balanced_incremental_quantile_filter"] - acc["random_sampling"]) / gap
+        )
+        est = rows["balanced_incremental_quantile_filter"]["estimated_accuracy"]
+        assert 0.0 <= est <= 1.0  # its accuracy is tested on a longer stream
+        assert rows["balanced_incremental_quantile_filter"]["labels_used"] <= r["budget"] + 0.002
 
 
 def test_replay_errors_are_clear(tmp_path):

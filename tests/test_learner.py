@@ -313,3 +313,37 @@ def test_a_record_the_model_cannot_score_fails_alone_in_its_batch():
     assert learner.n_queries == 2 and len(learner.pending) == 2
     again = learner.decide_many([{"x": 2.0}])
     assert again[0].record_id == "r5"  # ids stay unique after failures
+
+
+def test_live_accuracy_estimate_is_honest_with_exploration():
+    from streamal.evaluation import run_strategy
+
+    data = [({str(k): v for k, v in x.items()}, y) for x, y in synth.SEA(seed=5).take(20_000)]
+    xs, ys = [x for x, _ in data], [y for _, y in data]
+    blind = run_strategy(xs, ys, "variable_uncertainty", budget=0.1, seed=1)
+    honest = run_strategy(xs, ys, "variable_uncertainty", budget=0.1, seed=1, exploration=0.02)
+    # without exploration the labels come from hard records only: too low
+    assert blind.estimated_accuracy < blind.accuracy - 0.02
+    assert abs(honest.estimated_accuracy - honest.accuracy) < 0.01
+    assert honest.labels_used <= 0.1 + 1 / len(ys)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    probas=st.lists(probability_dicts, min_size=1, max_size=400),
+    rate=st.sampled_from([0.01, 0.05, 0.2]),
+    name=st.sampled_from(sorted(strategies.STRATEGIES)),
+)
+def test_budget_cap_holds_with_exploration(probas, rate, name):
+    learner = ActiveLearner(
+        model=ScriptedModel(probas), strategy=strategies.get(name, budget=0.1, seed=1),
+        exploration=rate, seed=2,
+    )  # fmt: skip
+    queried = 0
+    for n in range(1, len(probas) + 1):
+        d = learner.decide({"x": 1.0})
+        queried += d.query
+        assert queried <= math.ceil((0.1 + rate) * n) + 1
+        if d.query:
+            assert d.query_probability > 0
+            learner.learn(d.request_id, "a" if n % 2 else "b")

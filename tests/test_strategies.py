@@ -173,3 +173,23 @@ def test_variable_uncertainty_threshold_resets_on_drift():
     assert s.threshold < 1.0
     s.on_drift()
     assert s.threshold == 1.0
+
+
+def test_exploration_passes_the_contract():
+    for check in yield_checks(
+        lambda seed: S.Exploration(S.VariableUncertainty(budget=0.08), rate=0.02, seed=seed)
+    ):
+        check()
+
+
+def test_exploration_gives_every_record_a_chance():
+    inner = S.FixedUncertainty(budget=0.5)  # never asks when confidence is 1
+    s = S.Exploration(inner, rate=0.05, seed=3)
+    asked, probabilities = [], []
+    for _ in range(4000):
+        asked.append(s.ask(0.0))  # certain every time
+        probabilities.append(s.query_probability)
+    assert set(probabilities) == {0.05}
+    assert 0.035 < sum(asked) / 4000 < 0.065
+    assert s.budget == pytest.approx(0.55)
+    assert not s.ask(0.9, allowed=False) and s.query_probability == 0.0

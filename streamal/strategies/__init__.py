@@ -16,6 +16,7 @@ import inspect
 from typing import Any
 
 from streamal.strategies.base import QueryStrategy, snake_case
+from streamal.strategies.exploration import Exploration
 from streamal.strategies.quantile import BalancedIncrementalQuantileFilter
 from streamal.strategies.random import PeriodicSampling, RandomSampling
 from streamal.strategies.uncertainty import (
@@ -34,6 +35,7 @@ __all__ = [
     "RandomizedVariableUncertainty",
     "Split",
     "BalancedIncrementalQuantileFilter",
+    "Exploration",
     "STRATEGIES",
     "get",
     "takes_seed",
