@@ -7,7 +7,7 @@ configuration name them in snake_case.
 >>> strategies.get("variable_uncertainty", budget=0.05)
 VariableUncertainty(budget=0.05, theta=1.0, step=0.01, w=100)
 >>> sorted(strategies.STRATEGIES)[:3]
-['balanced_incremental_quantile_filter', 'fixed_uncertainty', 'periodic_sampling']
+['balanced_incremental_quantile_filter', 'ema_uncertainty_filter', 'entropy_sampling']
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import inspect
 from typing import Any
 
 from streamal.strategies.base import QueryStrategy, snake_case
+from streamal.strategies.ema import EmaUncertaintyFilter
 from streamal.strategies.exploration import Exploration
+from streamal.strategies.probabilistic import EntropySampling, SelectiveSampling
 from streamal.strategies.quantile import BalancedIncrementalQuantileFilter
 from streamal.strategies.random import PeriodicSampling, RandomSampling
 from streamal.strategies.uncertainty import (
@@ -35,6 +37,9 @@ __all__ = [
     "RandomizedVariableUncertainty",
     "Split",
     "BalancedIncrementalQuantileFilter",
+    "EntropySampling",
+    "SelectiveSampling",
+    "EmaUncertaintyFilter",
     "Exploration",
     "STRATEGIES",
     "get",
@@ -51,6 +56,9 @@ STRATEGIES: dict[str, type[QueryStrategy]] = {
         RandomizedVariableUncertainty,
         Split,
         BalancedIncrementalQuantileFilter,
+        EntropySampling,
+        SelectiveSampling,
+        EmaUncertaintyFilter,
     )
 }
 

@@ -1,0 +1,84 @@
+"""The uncertainty filter labelling tools use: above the running mean plus k deviations."""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+from streamal.strategies.base import QueryStrategy, check_unit, check_window
+
+__all__ = ["EmaUncertaintyFilter"]
+
+
+class EmaUncertaintyFilter(QueryStrategy):
+    """Query when the utility exceeds its exponential moving mean by ``k`` deviations.
+
+    The mean and variance are exponentially weighted (West 1979), so the
+    filter follows a drifting uncertainty level with no threshold to tune.
+    By default ``k`` is the normal quantile that lets a ``budget`` share
+    through (1.28 at 10 %); the windowed budget estimate of Žliobaitė et
+    al. (2014) bounds the spending when the utilities are far from normal.
+
+    Parameters
+    ----------
+    budget
+        Fraction of records to label.
+    alpha
+        Weight of the newest utility in the moving mean and variance.
+    k
+        Deviations above the mean; ``None`` derives it from the budget.
+    w
+        Window of the budget estimate.
+
+    Examples
+    --------
+    >>> s = EmaUncertaintyFilter(budget=0.1)
+    >>> round(s.k, 3)
+    1.282
+    >>> asked = [s.ask(0.2 + 0.01 * (i % 3)) for i in range(300)]
+    >>> s.ask(0.9), round(s.threshold, 3), s.ask(0.2)
+    (True, 0.22, False)
+
+    References
+    ----------
+    West (1979). Updating mean and variance estimates: an improved method.
+    Communications of the ACM 22(9); Žliobaitė, Bifet, Pfahringer, Holmes
+    (2014). Active Learning With Drifting Streaming Data. IEEE TNNLS 25(1).
+    """
+
+    def __init__(
+        self, budget: float = 0.1, alpha: float = 0.01, k: float | None = None, w: int = 100
+    ):
+        super().__init__(budget)
+        self.alpha = check_unit("alpha", alpha)
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int | float)):
+            raise TypeError(f"k must be a number or None, got {k!r}")
+        self.k = float(k) if k is not None else NormalDist().inv_cdf(1.0 - min(budget, 0.999))
+        self._k_given = k
+        self.w = check_window(w)
+        self._reset()
+
+    def _params(self) -> dict:
+        return {"budget": self.budget, "alpha": self.alpha, "k": self._k_given, "w": self.w}
+
+    def _reset(self) -> None:
+        self._mean: float | None = None
+        self._var = 0.0
+        self._u = 0.0
+        self._decay = (self.w - 1) / self.w
+
+    def ask(self, utility: float, allowed: bool = True) -> bool:
+        mean = self._mean
+        if mean is None:
+            query = allowed  # nothing to compare with yet
+            self._mean = utility
+        else:
+            self.threshold = mean + self.k * math.sqrt(self._var)
+            query = allowed and self._u / self.w < self.budget and utility > self.threshold
+            diff = utility - mean
+            incr = self.alpha * diff
+            self._mean = mean + incr
+            self._var = (1.0 - self.alpha) * (self._var + diff * incr)
+        self._u = self._u * self._decay + query
+        self.query_probability = 1.0 if query else 0.0
+        return query
