@@ -42,6 +42,9 @@ __all__ = ["ActiveLearner"]
 log = logging.getLogger("streamal")
 
 _STATE_FORMAT = 1
+# in the order Decisions takes its columns
+_DECISION_COLUMNS = ("record_id", "probabilities", "confidence", "utility", "query",
+                     "query_probability", "request_id")  # fmt: skip
 _EXPIRE_EVERY = 256
 
 
@@ -79,6 +82,11 @@ class ActiveLearner:
         starve the strategy.
     classes
         Labels known in advance (optional).
+    pacing
+        Guards beside the cap, such as ``LabelRate(per_hour=120)`` or
+        ``CostBudget(per_record=0.5, cost="pages")`` (``streamal.pacing``):
+        while any of them forbids it, no label is requested. They run on the
+        learner's time (event time, else ``clock``).
     exploration
         Query a record the strategy skipped with this probability (0: never),
         so that every record can be labelled and the importance-weighted
@@ -108,6 +116,7 @@ class ActiveLearner:
         cold_start: int = 3,
         cold_start_max: int = 50,
         classes: Iterable[Any] | None = None,
+        pacing: Iterable[Any] = (),
         exploration: float = 0.0,
         seed: int | None = 0,
         clock: Callable[[], float] = time.time,
@@ -129,6 +138,10 @@ class ActiveLearner:
         self._utility = get_utility(utility)
         self._least_confidence = utility == "least_confidence"
         self.cap = BudgetCap(self._policy.budget) if budget_cap else None
+        self.pacing = list(pacing)
+        for guard in self.pacing:
+            if not all(callable(getattr(guard, verb, None)) for verb in ("allows", "spend")):
+                raise TypeError(f"a pacing guard needs allows() and spend(), got {guard!r}")
         if drift is True:
             drift = DriftMonitor()
         self.drift = drift or None
@@ -172,6 +185,9 @@ class ActiveLearner:
             utility = self._utility(proba)
         cap = self.cap
         allowed = cap.allows() if cap is not None else True
+        pacing = self.pacing
+        if pacing and allowed:
+            allowed = all(guard.allows(record.features, now) for guard in pacing)
         if self._warm or self._warmed_up():
             strategy = self._policy
             query = strategy.ask(utility, allowed)
@@ -184,6 +200,8 @@ class ActiveLearner:
         request_id = None
         if cap is not None:
             cap.spend(query)
+        for guard in pacing:
+            guard.spend(record.features, now, query)
         if query:
             self.n_queries += 1
             request_id = f"q-{record.id}"
@@ -225,6 +243,8 @@ class ActiveLearner:
         >>> [d.request_id for _, d in batch.queried()]
         ['q-r1', 'q-r2']
         """
+        if self.pacing:  # guards look at each record: decide them one by one
+            return self._decide_each(records, now)
         first = self.n_records + 1
         batch = [
             r if isinstance(r, Record) else Record(f"r{first + i}", dict(r))
@@ -259,8 +279,25 @@ class ActiveLearner:
         if batch and (first - 1) // _EXPIRE_EVERY != self.n_records // _EXPIRE_EVERY:
             self.pending.expire(times[-1])
         return Decisions(
-            batch, probas, confidences, utilities, queries, query_probabilities, request_ids,
+            [r.id for r in batch], probas, confidences, utilities, queries, query_probabilities,
+            request_ids,
             prediction_of=prediction_of, reason="strategy" if warm else "cold_start",
+            failed=failed,
+        )  # fmt: skip
+
+    def _decide_each(
+        self, records: Iterable[Record | Mapping[str, Any]], now: float | None
+    ) -> Decisions:
+        made: list[Decision] = []
+        failed: list[tuple[int, Exception]] = []
+        for i, record in enumerate(records):
+            try:
+                made.append(self.decide(record, now))
+            except Exception as e:
+                failed.append((i, e))
+        columns = [[getattr(d, f) for d in made] for f in _DECISION_COLUMNS]
+        return Decisions(
+            *columns, predictions=[d.prediction for d in made], reason=[d.reason for d in made],
             failed=failed,
         )  # fmt: skip
 
@@ -403,6 +440,7 @@ class ActiveLearner:
         learner = cls.__new__(cls)
         learner.__dict__.update({k: v for k, v in state.items() if k != "format"})
         learner.__dict__.setdefault("_policy", learner.strategy)  # saved before exploration
+        learner.__dict__.setdefault("pacing", [])
         learner._utility = get_utility(learner.utility_name)
         learner.clock = clock
         return learner

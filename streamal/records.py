@@ -99,11 +99,11 @@ class Decisions(Sequence[Decision | None]):
     [(0, 'q-r1'), (2, 'q-r3')]
     """
 
-    __slots__ = ("_columns", "_predict", "_reason", "_where", "failed")
+    __slots__ = ("_columns", "_predict", "_predictions", "_reason", "_where", "failed")
 
     def __init__(
         self,
-        records: list[Record],
+        record_ids: list[str],
         probabilities: list[dict[Any, float]],
         confidences: list[float],
         utilities: list[float],
@@ -111,13 +111,17 @@ class Decisions(Sequence[Decision | None]):
         query_probabilities: list[float],
         request_ids: list[str | None],
         *,
-        prediction_of: Callable[[dict[Any, float]], Any],
-        reason: str = "strategy",
+        prediction_of: Callable[[dict[Any, float]], Any] | None = None,
+        predictions: list[Any] | None = None,
+        reason: str | list[str] = "strategy",
         failed: list[tuple[int, Exception]] | None = None,
     ):
-        self._columns = (records, queries, request_ids, utilities, confidences, probabilities,
+        self._columns = (record_ids, queries, request_ids, utilities, confidences, probabilities,
                          query_probabilities)  # fmt: skip
+        if prediction_of is None and predictions is None:
+            raise TypeError("give the predictions, or prediction_of to make them on access")
         self._predict = prediction_of
+        self._predictions = predictions
         self._reason = reason
         self.failed: list[tuple[int, Exception]] = failed or []
         # batch index -> column index, only when some records failed
@@ -125,7 +129,7 @@ class Decisions(Sequence[Decision | None]):
         if self.failed:
             bad = {i for i, _ in self.failed}
             where, k = [], 0
-            for i in range(len(records) + len(bad)):
+            for i in range(len(record_ids) + len(bad)):
                 where.append(None if i in bad else k)
                 k += i not in bad
             self._where = where
@@ -134,9 +138,12 @@ class Decisions(Sequence[Decision | None]):
         return len(self._columns[0]) + len(self.failed)
 
     def _make(self, k: int) -> Decision:
-        records, queries, request_ids, utilities, confidences, probas, qps = self._columns
-        return Decision(records[k].id, queries[k], request_ids[k], utilities[k], confidences[k],
-                        self._predict(probas[k]), probas[k], qps[k], self._reason)  # fmt: skip
+        ids, queries, request_ids, utilities, confidences, probas, qps = self._columns
+        reason = self._reason if isinstance(self._reason, str) else self._reason[k]
+        predictions = self._predictions
+        prediction = predictions[k] if predictions is not None else self._predict(probas[k])
+        return Decision(ids[k], queries[k], request_ids[k], utilities[k], confidences[k],
+                        prediction, probas[k], qps[k], reason)  # fmt: skip
 
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):
