@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             drift=make_drift_monitor(s["learner.drift"], seed),
             pending_ttl=s["learner.pending_ttl"],
             max_pending=s["learner.max_pending"],
+            exploration=s["learner.exploration"],
+            pacing=pacing_from_settings(s),
+            seed=seed + partition,
         )
 
     def make_validator() -> RecordValidator:
@@ -252,6 +256,27 @@ def _find_app(spec: str) -> Any:
         if ep.name == name:
             return ep.load()
     return None
+
+
+def pacing_from_settings(s: Mapping[str, Any]) -> list[Any]:
+    """The pacing guards the settings ask for (none by default)."""
+    from streamal.pacing import CostBudget, LabelRate
+
+    guards: list[Any] = []
+    if s["learner.labels_per_hour"] or s["learner.labels_per_day"]:
+        if not s["learner.labels_per_hour"]:
+            raise ConfigError("learner.labels_per_day: needs learner.labels_per_hour as well")
+        guards.append(
+            LabelRate(
+                s["learner.labels_per_hour"], s["learner.burst"] or None,
+                s["learner.labels_per_day"] or None,
+            )
+        )  # fmt: skip
+    if s["learner.cost_per_record"]:
+        if not s["learner.cost_feature"]:
+            raise ConfigError("learner.cost_per_record: needs learner.cost_feature as well")
+        guards.append(CostBudget(s["learner.cost_per_record"], s["learner.cost_feature"]))
+    return guards
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

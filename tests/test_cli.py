@@ -1,6 +1,7 @@
 """The command line as a user meets it: help, the default run, config files, replay."""
 
 import json
+import time
 
 import pytest
 
@@ -31,6 +32,18 @@ def test_default_run_smoke(tmp_path):
     first = json.loads(requests[0])
     assert first["strategy"] == "variable_uncertainty"
     assert (tmp_path / "streamal-out/dead-letters.jsonl").read_text() == ""
+
+
+def test_run_paces_requests_per_hour_and_per_cost(tmp_path):
+    started = time.time()
+    streamal("run", "--max-records", "20000", "--metrics-port", "0", "--summary-every", "0",
+             "--labels-per-hour", "3600", "--burst", "5", cwd=tmp_path)  # fmt: skip
+    elapsed = time.time() - started
+    requests = (tmp_path / "streamal-out/requests.jsonl").read_text().splitlines()
+    assert 5 <= len(requests) <= 5 + elapsed + 1  # one a second after the burst
+    proc = streamal("run", "--max-records", "10", "--labels-per-day", "5", cwd=tmp_path,
+                    check=False)  # fmt: skip
+    assert proc.returncode == 2 and "learner.labels_per_day" in proc.stderr
 
 
 def test_config_file_sets_values_and_flags_win(tmp_path):
