@@ -124,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="how much to log on stderr; INFO shows each drift (default: WARNING)",
     )  # fmt: skip
 
+    report = sub.add_parser(
+        "report", help="an HTML page with plots from replay --json results",
+        description="Draw the results of `streamal replay --json` as one self-contained HTML "
+        "page: learning curves, label efficiency, budget spent, threshold and drifts.",
+    )  # fmt: skip
+    report.add_argument("results", metavar="RESULTS.json", help="written by replay --json")
+    report.add_argument("--out", default="report.html", help="page to write (default: %(default)s)")
+    report.add_argument("--title", default="streamal replay report", help="page title")
     sub.add_parser("strategies", help="list the query strategies with a line on each")
     return parser
 
@@ -331,6 +339,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from streamal.report import build_report
+
+    path = Path(args.results)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        results = json.loads(path.read_text())["results"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise ConfigError(f"{path}: not a results file of streamal replay --json") from None
+    page = build_report(results, title=args.title)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(page)
+    print(f"report written to {args.out} ({len(results)} result(s))")
+    return 0
+
+
 def cmd_strategies(args: argparse.Namespace) -> int:
     for name, cls in sorted(STRATEGIES.items()):
         first = (cls.__doc__ or "").strip().splitlines()[0]
@@ -351,7 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     # the Kafka client logs every connection at INFO; its warnings are what matter here
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
-    commands = {"run": cmd_run, "replay": cmd_replay, "strategies": cmd_strategies}
+    commands = {
+        "run": cmd_run, "replay": cmd_replay, "report": cmd_report, "strategies": cmd_strategies
+    }  # fmt: skip
     try:
         return commands[args.command](args)
     except (ConfigError, FileNotFoundError, ValueError) as e:

@@ -21,7 +21,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
 from streamal.drift import make_drift_monitor
@@ -58,6 +58,30 @@ class RunResult:
     seconds: float
     #: the learner's own importance-weighted accuracy, what it reports live
     estimated_accuracy: float | None = None
+    #: snapshots along the stream, for plots: position, running accuracy,
+    #: labels used so far, the strategy's threshold, drift detections so far
+    trace: dict[str, list] = field(default_factory=dict)
+
+
+TRACE_POINTS = 200
+
+
+class _Trace:
+    """Snapshots every ``n / TRACE_POINTS`` records."""
+
+    def __init__(self, n: int):
+        self.every = max(1, n // TRACE_POINTS)
+        self.columns: dict[str, list] = {
+            "position": [], "accuracy": [], "labels": [], "threshold": [], "drifts": []
+        }  # fmt: skip
+
+    def add(self, position: int, correct: int, labels: int, threshold: Any, drifts: int) -> None:
+        c = self.columns
+        c["position"].append(position)
+        c["accuracy"].append(correct / position)
+        c["labels"].append(labels)
+        c["threshold"].append(threshold)
+        c["drifts"].append(drifts)
 
 
 class Progress:
@@ -139,6 +163,7 @@ def run_strategy(
     correct = 0
     started = time.perf_counter()
     decide, learn = learner.decide, learner.learn
+    trace = _Trace(len(ys))
     for i, (x, y) in _ticking(xs, ys, on_progress):
         while waiting and waiting[0][0] <= i:
             _, request_id, label = waiting.popleft()
@@ -150,6 +175,9 @@ def run_strategy(
                 waiting.append((i + delay, d.request_id, y))
             else:
                 learn(d.request_id, y, now=i)
+        if (i + 1) % trace.every == 0 or i + 1 == len(ys):
+            trace.add(i + 1, correct, learner.n_queries, learner.threshold,
+                      learner.drift_detections)  # fmt: skip
     n = len(ys)
     return RunResult(
         strategy,
@@ -161,6 +189,7 @@ def run_strategy(
         learner.drift_detections,
         time.perf_counter() - started,
         learner.weighted_accuracy,
+        trace.columns,
     )
 
 
@@ -178,6 +207,7 @@ def run_all_labels(
     waiting: deque[tuple[int, dict, Any]] = deque()
     correct = 0
     started = time.perf_counter()
+    trace = _Trace(len(ys))
     for i, (x, y) in _ticking(xs, ys, on_progress):
         while waiting and waiting[0][0] <= i:
             _, wx, wy = waiting.popleft()
@@ -188,10 +218,13 @@ def run_all_labels(
             waiting.append((i + delay, x, y))
         else:
             clf.learn_one(x, y)
+        if (i + 1) % trace.every == 0 or i + 1 == len(ys):
+            trace.add(i + 1, correct, i + 1, None, 0)
     n = len(ys)
     return RunResult(
-        ALL_LABELS, None, correct / n if n else 0.0, 1.0, n, n, 0, time.perf_counter() - started
-    )
+        ALL_LABELS, None, correct / n if n else 0.0, 1.0, n, n, 0, time.perf_counter() - started,
+        None, trace.columns,
+    )  # fmt: skip
 
 
 def replay(

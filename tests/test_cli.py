@@ -120,6 +120,24 @@ def test_replay_over_files_and_budgets_prints_label_efficiency(tmp_path, dataset
         assert rows["balanced_incremental_quantile_filter"]["labels_used"] <= r["budget"] + 0.002
 
 
+def test_report_draws_the_replay_results_on_one_offline_page(tmp_path, dataset):
+    streamal("replay", dataset("usenet1.csv.gz"), "--budget", "0.05", "--budget", "0.2",
+             "--strategy", "variable_uncertainty", "--json", "res.json", cwd=tmp_path)  # fmt: skip
+    results = json.loads((tmp_path / "res.json").read_text())["results"]
+    trace = results[0]["runs"][0]["trace"]
+    assert trace["position"][-1] == 1500 and 200 <= len(trace["accuracy"]) <= 250
+    assert trace["labels"] == sorted(trace["labels"])
+    proc = streamal("report", "res.json", "--out", "out/report.html", cwd=tmp_path)
+    assert "2 result(s)" in proc.stdout
+    page = (tmp_path / "out/report.html").read_text()
+    assert page.count("<img src='data:image/png;base64,") == 3  # efficiency + one per result
+    assert page.count("<table>") == 2 and "usenet1.csv.gz" in page
+    assert "http" not in page  # nothing to fetch: it opens offline
+    (tmp_path / "bad.json").write_text("{}")
+    proc = streamal("report", "bad.json", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "not a results file" in proc.stderr
+
+
 def test_replay_errors_are_clear(tmp_path):
     proc = streamal("replay", "nope.csv", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "no such file: nope.csv" in proc.stderr
