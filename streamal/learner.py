@@ -32,7 +32,7 @@ from streamal.drift import DriftMonitor
 from streamal.model import Classifier, default_model
 from streamal.pending import PendingRequests
 from streamal.records import Decision, Decisions, Record
-from streamal.strategies import QueryStrategy, VariableUncertainty
+from streamal.strategies import BalancedIncrementalQuantileFilter, QueryStrategy
 from streamal.strategies import get as get_strategy
 from streamal.strategies.exploration import Exploration
 from streamal.utility import get_utility
@@ -60,7 +60,8 @@ class ActiveLearner:
         work; binary-only models get their labels mapped.
     strategy
         A ``QueryStrategy`` or its snake_case name. Default:
-        ``VariableUncertainty(budget=0.1)``.
+        ``BalancedIncrementalQuantileFilter(budget=0.1)``, the strategy with
+        the best label efficiency over the datasets of the README.
     budget
         Used only when ``strategy`` is given by name.
     utility
@@ -126,14 +127,14 @@ class ActiveLearner:
             model = default_model(len(classes) if classes else 2)
         self.model = model if isinstance(model, Classifier) else Classifier(model, classes)
         if strategy is None:
-            strategy = VariableUncertainty(budget=budget)
+            strategy = BalancedIncrementalQuantileFilter(budget=budget)
         elif isinstance(strategy, str):
             strategy = get_strategy(strategy, budget=budget, seed=seed)
         if not callable(getattr(strategy, "ask", None)):
             raise TypeError(f"strategy must be a QueryStrategy or a name, got {strategy!r}")
-        self.strategy = strategy
-        # what decides: the strategy, or the strategy with an exploration floor
-        self._policy = Exploration(strategy, exploration, seed) if exploration else strategy
+        self.exploration = exploration
+        self._seed = seed
+        self.strategy = strategy  # a property: also sets what decides (see below)
         self.utility_name = utility
         self._utility = get_utility(utility)
         self._least_confidence = utility == "least_confidence"
@@ -329,6 +330,18 @@ class ActiveLearner:
                 self._event_time = latest
         return stamps
 
+    @property
+    def strategy(self) -> QueryStrategy:
+        """The query strategy; setting it takes effect from the next record."""
+        return self._strategy
+
+    @strategy.setter
+    def strategy(self, strategy: QueryStrategy) -> None:
+        self._strategy = strategy
+        # what decides: the strategy, or the strategy with an exploration floor
+        rate = self.exploration
+        self._policy = Exploration(strategy, rate, self._seed) if rate else strategy
+
     def _warmed_up(self) -> bool:
         """True once the cold start is over (and from then on)."""
         counts = self.label_counts
@@ -438,8 +451,13 @@ class ActiveLearner:
         if state.get("format") != _STATE_FORMAT:
             raise ValueError(f"unsupported learner state format {state.get('format')!r}")
         learner = cls.__new__(cls)
+        state = dict(state)
+        if "strategy" in state:  # saved before exploration existed
+            state.setdefault("_strategy", state.pop("strategy"))
+            state.setdefault("_policy", state["_strategy"])
         learner.__dict__.update({k: v for k, v in state.items() if k != "format"})
-        learner.__dict__.setdefault("_policy", learner.strategy)  # saved before exploration
+        learner.__dict__.setdefault("exploration", 0.0)
+        learner.__dict__.setdefault("_seed", 0)
         learner.__dict__.setdefault("pacing", [])
         learner._utility = get_utility(learner.utility_name)
         learner.clock = clock

@@ -30,7 +30,7 @@ def test_default_run_smoke(tmp_path):
     assert len(summaries) == 4
     assert "records=20000" in summaries[-1]
     first = json.loads(requests[0])
-    assert first["strategy"] == "variable_uncertainty"
+    assert first["strategy"] == "balanced_incremental_quantile_filter"
     assert (tmp_path / "streamal-out/dead-letters.jsonl").read_text() == ""
 
 

@@ -28,7 +28,7 @@ def test_readme_documents_every_option():
 
 def test_example_config_is_valid():
     settings = load_settings(ROOT / "examples/streamal.toml")
-    assert settings["learner.strategy"] == "variable_uncertainty"
+    assert settings["learner.strategy"] == "balanced_incremental_quantile_filter"
 
 
 def test_embed_example_runs(capsys):
@@ -44,7 +44,7 @@ def test_metrics_in_the_readme_exist():
     from streamal.metrics import Metrics
 
     registry = CollectorRegistry()
-    learner = ActiveLearner()
+    learner = ActiveLearner(cold_start=0)  # the strategy's threshold exists once it has run
     Metrics(registry, learner, EngineStats())
     learner.decide({"x": 1.0})
     families = list(registry.collect())
