@@ -80,11 +80,42 @@ class BudgetCap:
         self.budget = check_budget(budget)
         self.seen = 0
         self.queried = 0
+        # a loan after drift: (first record, last record, extra rate)
+        self._loan: tuple[int, int, float] | None = None
 
     def allows(self) -> bool:
         self.seen += 1
         # queried <= b*n  implies  queried + 1 <= ceil(b*n) + 1
-        return self.queried <= self.budget * self.seen
+        return self.queried <= self.budget * self.seen or self._on_loan(self.queried, self.seen)
+
+    def lend(self, extra_rate: float, records: int) -> None:
+        """Allow ``extra_rate`` more labels per record for the next ``records`` records.
+
+        The loan is paid back afterwards: the cap returns to
+        ``ceil(budget n) + 1``, which holds no query until the spending is
+        back under it. At every ``n`` the labels stay below
+        ``ceil(budget n) + 1 + extra_rate * records``.
+
+        >>> cap = BudgetCap(0.1)
+        >>> cap.lend(0.2, records=100)
+        >>> sum(cap.spend(cap.allows()) for _ in range(100))   # three times the rate
+        31
+        >>> sum(cap.spend(cap.allows()) for _ in range(200))   # paid back
+        0
+        >>> sum(cap.spend(cap.allows()) for _ in range(100))   # and back to the budget
+        10
+        """
+        self._loan = (self.seen, self.seen + records, float(extra_rate))
+
+    def _on_loan(self, queried: int, seen: int) -> bool:
+        loan = getattr(self, "_loan", None)  # caps saved before loans existed have none
+        if loan is None:
+            return False
+        start, end, rate = loan
+        if seen > end:
+            self._loan = None
+            return False
+        return queried <= self.budget * seen + rate * (seen - start)
 
     def spend(self, query: bool) -> bool:
         if query:
@@ -110,7 +141,8 @@ class BudgetCap:
         try:
             for utility in utilities:
                 seen += 1
-                query = ask(utility, queried <= budget * seen)  # the rule of allows()
+                allowed = queried <= budget * seen or self._on_loan(queried, seen)  # as allows()
+                query = ask(utility, allowed)
                 queried += query
                 add_query(query)
                 add_probability(strategy.query_probability)

@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="label budget; repeat for several (default: 0.1)",
     )  # fmt: skip
     replay.add_argument(
+        "--drift-boost", type=float, default=1.0, metavar="K",
+        help="after a detected drift spend up to K times the budget for 500 records, then pay "
+        "it back (default: 1, off)",
+    )  # fmt: skip
+    replay.add_argument(
         "--exploration", type=float, default=0.0, metavar="RATE",
         help="query a record the strategy skipped with this probability, so that the live "
         "accuracy estimate covers every record (default: 0)",
@@ -173,6 +178,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             pending_ttl=s["learner.pending_ttl"],
             max_pending=s["learner.max_pending"],
             exploration=s["learner.exploration"],
+            drift_boost=s["learner.drift_boost"],
+            boost_window=s["learner.boost_window"],
             pacing=pacing_from_settings(s),
             seed=seed + partition,
         )
@@ -302,6 +309,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for budget in budgets:
         if not 0 < budget <= 1:
             raise ConfigError(f"--budget: must be in (0, 1], got {budget}")
+    if args.drift_boost < 1:
+        raise ConfigError(f"--drift-boost: must be >= 1, got {args.drift_boost}")
     if not 0 <= args.exploration <= 1:
         raise ConfigError(f"--exploration: must be in [0, 1], got {args.exploration}")
     if args.seeds < 1:
@@ -323,7 +332,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 progress = Progress(total, force=bool(args.progress))
             result = replay(
                 xs, ys, strategies, budget=budget, seeds=args.seeds, delay=args.delay,
-                model=args.model, exploration=args.exploration, progress=progress,
+                model=args.model, exploration=args.exploration, drift_boost=args.drift_boost,
+                progress=progress,
             )  # fmt: skip
             result["dataset"] = Path(path).name
             result["skipped_rows"] = skipped

@@ -170,6 +170,23 @@ OPTIONS: tuple[Option, ...] = (
         _unit,
     ),
     Option(
+        "learner.drift_boost",
+        "--drift-boost",
+        float,
+        1.0,
+        "after a detected drift, spend up to this many times the budget for --boost-window "
+        "records, then pay it back (1: off)",
+        lambda v: None if v >= 1 else f"must be >= 1, got {v!r}",
+    ),
+    Option(
+        "learner.boost_window",
+        "--boost-window",
+        int,
+        500,
+        "records the drift boost lasts",
+        _positive,
+    ),
+    Option(
         "learner.labels_per_hour",
         "--labels-per-hour",
         float,

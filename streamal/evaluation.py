@@ -138,6 +138,7 @@ def run_strategy(
     model: str = "logistic_regression",
     drift: str = "adwin",
     exploration: float = 0.0,
+    drift_boost: float = 1.0,
     on_progress: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Prequential run of one strategy (by name) over a labelled stream."""
@@ -154,6 +155,7 @@ def run_strategy(
         classes=classes,
         drift=make_drift_monitor(drift, seed),
         exploration=exploration,
+        drift_boost=drift_boost,
         seed=seed,
         pending_ttl=None,
         max_pending=10**9,
@@ -238,6 +240,7 @@ def replay(
     model: str = "logistic_regression",
     drift: str = "adwin",
     exploration: float = 0.0,
+    drift_boost: float = 1.0,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run strategies x seeds, random sampling x seeds and all labels once.
@@ -253,7 +256,8 @@ def replay(
             runs.append(
                 run_strategy(
                     xs, ys, name, budget=budget, seed=seed, delay=delay, model=model,
-                    drift=drift, exploration=exploration, on_progress=step,
+                    drift=drift, exploration=exploration, drift_boost=drift_boost,
+                    on_progress=step,
                 )
             )  # fmt: skip
     runs.append(run_all_labels(xs, ys, model=model, delay=delay, on_progress=step))
@@ -286,6 +290,7 @@ def replay(
         "delay": delay,
         "model": model,
         "exploration": exploration,
+        "drift_boost": drift_boost,
         "records": len(ys),
         "summary": summary,
         "runs": [asdict(r) for r in runs],

@@ -94,6 +94,12 @@ class ActiveLearner:
         accuracy (``weighted_accuracy``) estimates the accuracy on all
         records, not only on the hard ones queried. The hard cap allows the
         strategy's budget plus this rate.
+    drift_boost, boost_window
+        After a detected drift, spend up to ``drift_boost`` times the budget
+        for ``boost_window`` records (the extra labels picked at random, so
+        that the new concept is seen everywhere), then pay the extra back:
+        the cap lends it and holds queries until the spending is back under
+        ``ceil(budget n) + 1``. ``1`` (the default) turns it off.
     seed
         Seed handed to a strategy built by name.
     clock
@@ -119,6 +125,8 @@ class ActiveLearner:
         classes: Iterable[Any] | None = None,
         pacing: Iterable[Any] = (),
         exploration: float = 0.0,
+        drift_boost: float = 1.0,
+        boost_window: int = 500,
         seed: int | None = 0,
         clock: Callable[[], float] = time.time,
     ):
@@ -132,7 +140,13 @@ class ActiveLearner:
             strategy = get_strategy(strategy, budget=budget, seed=seed)
         if not callable(getattr(strategy, "ask", None)):
             raise TypeError(f"strategy must be a QueryStrategy or a name, got {strategy!r}")
+        if not (isinstance(drift_boost, int | float) and drift_boost >= 1.0):
+            raise ValueError(f"drift_boost must be a number >= 1, got {drift_boost!r}")
+        if not (isinstance(boost_window, int) and boost_window > 0):
+            raise ValueError(f"boost_window must be a positive integer, got {boost_window!r}")
         self.exploration = exploration
+        self.drift_boost = float(drift_boost)
+        self.boost_window = boost_window
         self._seed = seed
         self.strategy = strategy  # a property: also sets what decides (see below)
         self.utility_name = utility
@@ -339,8 +353,9 @@ class ActiveLearner:
     def strategy(self, strategy: QueryStrategy) -> None:
         self._strategy = strategy
         # what decides: the strategy, or the strategy with an exploration floor
-        rate = self.exploration
-        self._policy = Exploration(strategy, rate, self._seed) if rate else strategy
+        rate, boost = self.exploration, self.__dict__.get("drift_boost", 1.0)
+        wrap = rate or boost > 1.0
+        self._policy = Exploration(strategy, rate, self._seed) if wrap else strategy
 
     def _warmed_up(self) -> bool:
         """True once the cold start is over (and from then on)."""
@@ -398,6 +413,11 @@ class ActiveLearner:
                 self.iw_correct += w * correct
             if self.drift is not None and self.drift.update(not correct):
                 self.strategy.on_drift()
+                if self.drift_boost > 1.0:
+                    extra = (self.drift_boost - 1.0) * self.strategy.budget
+                    self._policy.boost(extra, self.boost_window)
+                    if self.cap is not None:
+                        self.cap.lend(extra, self.boost_window)
                 log.info(
                     "drift detected after %d labelled records (record %d); threshold reset",
                     self.drift.n,
@@ -457,6 +477,8 @@ class ActiveLearner:
             state.setdefault("_policy", state["_strategy"])
         learner.__dict__.update({k: v for k, v in state.items() if k != "format"})
         learner.__dict__.setdefault("exploration", 0.0)
+        learner.__dict__.setdefault("drift_boost", 1.0)
+        learner.__dict__.setdefault("boost_window", 500)
         learner.__dict__.setdefault("_seed", 0)
         learner.__dict__.setdefault("pacing", [])
         learner._utility = get_utility(learner.utility_name)

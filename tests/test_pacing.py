@@ -101,3 +101,66 @@ def test_bad_guards_and_parameters_are_refused():
         LabelRate(per_hour=1, per_day=0)
     with pytest.raises(TypeError, match="cost"):
         CostBudget(1.0, cost=3)
+
+
+class ScriptedDrift:
+    """Reports drift at the given label counts: a stand-in for a detector."""
+
+    def __init__(self, at):
+        self.at, self.n, self.detections = set(at), 0, 0
+
+    def update(self, error):
+        self.n += 1
+        hit = self.n in self.at
+        self.detections += hit
+        return hit
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    drifts=st.lists(st.integers(1, 400), max_size=4),
+    boost=st.sampled_from([2.0, 3.0, 5.0]),
+    window=st.sampled_from([50, 200]),
+    name=st.sampled_from(["balanced_incremental_quantile_filter", "variable_uncertainty",
+                          "random_sampling"]),
+)  # fmt: skip
+def test_drift_boost_spends_more_then_pays_back(drifts, boost, window, name):
+    b, n_records = 0.1, 3000
+    learner = ActiveLearner(
+        model=Always(), strategy=strategies.get(name, budget=b, seed=1), cold_start=0,
+        drift=ScriptedDrift(drifts), drift_boost=boost, boost_window=window,
+    )  # fmt: skip
+    queried, fired_at = 0, []
+    for n in range(1, n_records + 1):
+        d = learner.decide({"x": 1.0}, now=0.0)
+        queried += d.query
+        before = learner.drift_detections
+        if d.query:
+            learner.learn(d.request_id, "a", now=0.0)
+        if learner.drift_detections > before:
+            fired_at.append(n)
+        assert queried <= math.ceil(b * n) + 1 + (boost - 1) * b * window + 1e-9
+        if fired_at and n >= fired_at[-1] + boost * window:
+            assert queried <= math.ceil(b * n) + 1  # the loan is paid back
+    assert learner.drift_detections == len(fired_at)
+
+
+def test_drift_boost_spends_k_times_the_rate_after_a_drift():
+    def asked_after_drift(boost):
+        learner = ActiveLearner(
+            model=Always(), strategy=strategies.BalancedIncrementalQuantileFilter(budget=0.1),
+            cold_start=0, drift=ScriptedDrift([100]), drift_boost=boost, boost_window=500,
+        )  # fmt: skip
+        asked = []
+        for _ in range(3000):
+            d = learner.decide({"x": 1.0}, now=0.0)
+            asked.append(d.query)
+            if d.query:
+                learner.learn(d.request_id, "a", now=0.0)
+        start = next(i for i, _ in enumerate(asked) if sum(asked[: i + 1]) == 100) + 1
+        return sum(asked[start : start + 500]), sum(asked)
+
+    plain, plain_total = asked_after_drift(1.0)
+    boosted, boosted_total = asked_after_drift(3.0)
+    assert plain <= 52 and boosted >= 130  # about 3x the rate in the window
+    assert boosted_total <= math.ceil(0.1 * 3000) + 1  # and the whole run still within budget

@@ -41,11 +41,24 @@ class Exploration(QueryStrategy):
     def __init__(self, strategy: QueryStrategy, rate: float = 0.01, seed: int | None = None):
         if not callable(getattr(strategy, "ask", None)):
             raise TypeError(f"strategy must be a QueryStrategy, got {strategy!r}")
-        self.rate = check_unit("rate", rate)
+        self.rate = check_unit("rate", rate, low_open=False)
         super().__init__(min(1.0, strategy.budget + self.rate))
         self.strategy = strategy
         self.seed = seed
         self._rng = _random.Random(seed)
+        self._boost_rate = 0.0
+        self._boost_left = 0
+
+    def boost(self, extra_rate: float, records: int) -> None:
+        """Explore ``extra_rate`` more for the next ``records`` records (after a drift).
+
+        >>> from streamal.strategies import FixedUncertainty
+        >>> s = Exploration(FixedUncertainty(budget=0.1), rate=0.0, seed=1)
+        >>> s.boost(0.5, records=2)
+        >>> [(s.ask(0.0), s.query_probability) for _ in range(3)]
+        [(True, 0.5), (False, 0.5), (False, 0.0)]
+        """
+        self._boost_rate, self._boost_left = float(extra_rate), int(records)
 
     @property
     def name(self) -> str:
@@ -61,9 +74,13 @@ class Exploration(QueryStrategy):
         if not allowed:
             self.query_probability = 0.0
             return False
+        rate = self.rate
+        if self._boost_left > 0:
+            self._boost_left -= 1
+            rate = min(1.0, rate + self._boost_rate)
         p = inner.query_probability
-        self.query_probability = p + (1.0 - p) * self.rate
-        return query or self._rng.random() < self.rate
+        self.query_probability = p + (1.0 - p) * rate
+        return query or self._rng.random() < rate
 
     def on_drift(self) -> None:
         self.strategy.on_drift()
