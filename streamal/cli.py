@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from streamal import __version__
-from streamal.config import OPTIONS, ConfigError, load_settings
+from streamal.config import OPTIONS, ConfigError, load_settings, rates
 from streamal.strategies import STRATEGIES
 
 log = logging.getLogger("streamal")
@@ -219,7 +219,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     dead = JsonlSink(s["output.dead_letters"])
     annotator = None
     if s["annotator.enabled"]:
-        annotator = SimulatedAnnotator(s["annotator.delay"], s["annotator.noise"], seed=seed)
+        annotator = SimulatedAnnotator(
+            s["annotator.delay"], s["annotator.noise"], seed=seed,
+            noises=rates(s["annotator.noises"]) or None,
+        )  # fmt: skip
     engine = Engine(
         learner,
         source,

@@ -55,6 +55,15 @@ def _positive(v: float) -> str | None:
     return None if v > 0 else f"must be positive, got {v!r}"
 
 
+def rates(v: str) -> list[float] | None:
+    """``"0.05,0.4"`` as a list of rates; ``[]`` for ``""``; None when malformed."""
+    try:
+        values = [float(part) for part in v.split(",") if part.strip()]
+    except ValueError:
+        return None
+    return values if all(0.0 <= r <= 1.0 for r in values) else None
+
+
 def _non_negative(v: float) -> str | None:
     return None if v >= 0 else f"must be >= 0, got {v!r}"
 
@@ -247,6 +256,15 @@ OPTIONS: tuple[Option, ...] = (
         0.05,
         "probability that a simulated answer is wrong",
         _unit,
+    ),
+    Option(
+        "annotator.noises",
+        "--annotator-noises",
+        str,
+        "",
+        "several simulated annotators a1, a2, ... with these noise rates, e.g. 0.05,0.4; each "
+        "request goes to one at random (default: one annotator with --annotator-noise)",
+        lambda v: None if rates(v) is not None else f"must be rates in [0, 1], got {v!r}",
     ),
     Option(
         "output.requests",

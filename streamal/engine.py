@@ -252,7 +252,9 @@ class Engine:
                 self.stats.bad_labels["malformed"] += 1
                 continue
             try:
-                outcome = self.learner.learn(label.request_id, label.label)
+                outcome = self.learner.learn(
+                    label.request_id, label.label, annotator=label.annotator
+                )
             except Exception as e:  # e.g. a label type the model cannot learn
                 outcome = f"unusable ({type(e).__name__}: {e})"
             if outcome != "applied":
@@ -277,6 +279,8 @@ class Engine:
         learner = self.learner
         acc = learner.weighted_accuracy
         threshold = learner.threshold
+        team = learner.annotators.snapshot() if hasattr(learner, "annotators") else {}
+        reliability = "".join(f" {name}~{value:.2f}" for name, value in sorted(team.items()))
         print(
             f"records={self.stats.records} requested={learner.n_queries} "
             f"({learner.n_queries / max(learner.n_records, 1):.1%}) "
@@ -284,7 +288,8 @@ class Engine:
             f"accuracy~{'-' if acc is None else f'{acc:.3f}'} "
             f"threshold={'-' if threshold is None else f'{threshold:.3f}'} "
             f"drifts={learner.drift_detections} dead={sum(self.stats.dead_letters.values())} "
-            f"rate={n / seconds if seconds > 0 else 0:,.0f}/s",
+            f"rate={n / seconds if seconds > 0 else 0:,.0f}/s"
+            + (f" annotators:{reliability}" if len(team) > 1 else ""),
             file=self.out,
             flush=True,
         )

@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from streamal.annotators import AnnotatorReliability
 from streamal.budget import BudgetCap
 from streamal.drift import DriftMonitor
 from streamal.model import Classifier, default_model
@@ -174,6 +175,7 @@ class ActiveLearner:
         self.labelled_scored = 0
         self.iw_correct = 0.0
         self.iw_total = 0.0
+        self.annotators = AnnotatorReliability()
         self._warm = cold_start <= 0
         self._event_time: float | None = None
 
@@ -375,6 +377,7 @@ class ActiveLearner:
         *,
         now: float | None = None,
         weight: float = 1.0,
+        annotator: str | None = None,
     ) -> str:
         """Apply a label; returns ``"applied"`` or why it was rejected.
 
@@ -382,7 +385,9 @@ class ActiveLearner:
         and in any order), or a feature dict to learn from directly. A
         label for an unknown, already answered or expired request is
         counted and its reason returned (``"unknown"``, ``"duplicate"``,
-        ``"expired"``, ``"invalid_label"``); nothing is raised.
+        ``"expired"``, ``"invalid_label"``); nothing is raised. With an
+        ``annotator`` id, the label also updates that annotator's reliability
+        (``annotators``) and is weighted by it.
         """
         try:
             hash(label)
@@ -393,7 +398,10 @@ class ActiveLearner:
             return "invalid_label"
         if not isinstance(request, str):
             if isinstance(request, Mapping):
-                self._learn_features(dict(request), label, weight)
+                features = dict(request)
+                if annotator is not None:
+                    weight *= self._annotator_weight(features, label, annotator)
+                self._learn_features(features, label, weight)
                 return "applied"
             self.labels_rejected["unknown"] += 1
             return "unknown"
@@ -423,8 +431,17 @@ class ActiveLearner:
                     self.drift.n,
                     self.n_records,
                 )
+        if annotator is not None:
+            weight *= self._annotator_weight(req.features, label, annotator)
         self._learn_features(req.features, label, weight)
         return "applied"
+
+    def _annotator_weight(self, features: dict[str, Any], label: Any, annotator: str) -> float:
+        annotators = self.__dict__.setdefault("annotators", AnnotatorReliability())
+        prediction = self.model.score(features)[1]  # the model as it is now, not at decide time
+        if prediction is not None:
+            annotators.update(str(annotator), prediction == label)
+        return annotators.weight(str(annotator))
 
     def _learn_features(self, features: dict[str, Any], label: Any, weight: float) -> None:
         self.model.learn_one(features, label, weight)

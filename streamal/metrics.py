@@ -136,3 +136,13 @@ class _Collector:
         if learner.weighted_accuracy is not None:
             acc.add_metric(["weighted"], learner.weighted_accuracy)
         yield acc
+        annotators = getattr(learner, "annotators", None)
+        if annotators is not None and annotators.labels:
+            rel = GaugeMetricFamily(
+                "streamal_annotator_reliability_ratio",
+                "How often each annotator's labels agree with the model (Beta posterior mean).",
+                labels=["annotator"],
+            )
+            for name, value in annotators.snapshot().items():
+                rel.add_metric([name], value)
+            yield rel

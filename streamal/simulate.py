@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from streamal.records import Label
@@ -33,20 +34,34 @@ class SimulatedAnnotator:
         Seed of the noise.
     name
         Annotator id carried on the labels.
+    noises
+        Several annotators instead of one: their noise rates. Each request
+        goes to one of them at random; they are named ``a1``, ``a2``, ...
+
+    >>> team = SimulatedAnnotator(delay=0, noises=[0.0, 1.0], seed=3)
+    >>> for i in range(6):
+    ...     team.submit(f"q{i}", i % 2 == 0, now=0)
+    >>> [(lab.annotator, lab.label == (i % 2 == 0)) for i, lab in enumerate(team.poll(now=0))]
+    [('a1', True), ('a1', True), ('a2', False), ('a2', False), ('a1', True), ('a1', True)]
     """
 
     def __init__(
-        self, delay: int = 200, noise: float = 0.05, seed: int | None = 0, name: str = "simulated"
-    ):
+        self, delay: int = 200, noise: float = 0.05, seed: int | None = 0, name: str = "simulated",
+        noises: Sequence[float] | None = None,
+    ):  # fmt: skip
         if delay < 0:
             raise ValueError(f"delay must be >= 0, got {delay!r}")
-        if not 0.0 <= noise <= 1.0:
-            raise ValueError(f"noise must be in [0, 1], got {noise!r}")
+        for rate in [noise, *(noises or [])]:
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"noise must be in [0, 1], got {rate!r}")
         self.delay = delay
         self.noise = noise
         self.name = name
+        self.team = (
+            [(name, noise)] if not noises else [(f"a{i + 1}", n) for i, n in enumerate(noises)]
+        )
         self._rng = random.Random(seed)
-        self._queue: deque[tuple[float, str, Any]] = deque()
+        self._queue: deque[tuple[float, str, Any, int]] = deque()
         self._classes: list[Any] = []
         self.answered = 0
         self.flipped = 0
@@ -57,16 +72,22 @@ class SimulatedAnnotator:
     def submit(self, request_id: str, true_label: Any, now: float) -> None:
         if true_label is not None and true_label not in self._classes:
             self._classes.append(true_label)
-        self._queue.append((now + self.delay, request_id, true_label))
+        who = self._rng.randrange(len(self.team)) if len(self.team) > 1 else 0
+        self._queue.append((now + self.delay, request_id, true_label, who))
 
     def poll(self, now: float) -> list[Label]:
         out = []
         queue = self._queue
         while queue and queue[0][0] <= now:
-            _, request_id, label = queue.popleft()
-            if self.noise and len(self._classes) > 1 and self._rng.random() < self.noise:
+            _, request_id, label, *who = queue.popleft()
+            name, noise = self.team[who[0] if who else 0]
+            if noise and len(self._classes) > 1 and self._rng.random() < noise:
                 label = self._rng.choice([c for c in self._classes if c != label])
                 self.flipped += 1
             self.answered += 1
-            out.append(Label(request_id, label, self.name))
+            out.append(Label(request_id, label, name))
         return out
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("team", [(self.name, self.noise)])  # saved before teams

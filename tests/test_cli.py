@@ -46,6 +46,16 @@ def test_run_paces_requests_per_hour_and_per_cost(tmp_path):
     assert proc.returncode == 2 and "learner.labels_per_day" in proc.stderr
 
 
+def test_run_with_a_noisy_annotator_team_tells_them_apart(tmp_path):
+    proc = streamal("run", "--max-records", "30000", "--metrics-port", "0", "--summary-every",
+                    "30000", "--annotator-noises", "0.0,0.4", cwd=tmp_path)  # fmt: skip
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("records=30000"))
+    team = dict(part.split("~") for part in line.split("annotators: ")[1].split())
+    assert float(team["a1"]) > float(team["a2"]) + 0.1
+    proc = streamal("run", "--annotator-noises", "0.1,x", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "annotator.noises" in proc.stderr
+
+
 def test_config_file_sets_values_and_flags_win(tmp_path):
     (tmp_path / "c.toml").write_text(
         '[learner]\nbudget = 0.05\nstrategy = "split"\n[output]\nrequests = "out/r.jsonl"\n'

@@ -47,6 +47,8 @@ def test_metrics_in_the_readme_exist():
     learner = ActiveLearner(cold_start=0)  # the strategy's threshold exists once it has run
     Metrics(registry, learner, EngineStats())
     learner.decide({"x": 1.0})
+    learner.learn({"x": 1.0}, "a")
+    learner.learn({"x": 1.0}, "a", annotator="ann")  # the model predicts now: a reliability
     families = list(registry.collect())
     exported = {s.name for f in families for s in f.samples} | {f.name for f in families}
     documented = set(re.findall(r"`(streamal_[a-z_]+)", README))

@@ -347,3 +347,30 @@ def test_budget_cap_holds_with_exploration(probas, rate, name):
         if d.query:
             assert d.query_probability > 0
             learner.learn(d.request_id, "a" if n % 2 else "b")
+
+
+def _noisy_team_run(use_ids, seed=1):
+    data = [({str(k): v for k, v in x.items()}, y)
+            for x, y in synth.Hyperplane(seed=1, n_features=5).take(20_000)]  # fmt: skip
+    rng = random.Random(seed)
+    learner = ActiveLearner(budget=0.2, seed=seed)
+    correct = 0
+    for i, (x, y) in enumerate(data):
+        d = learner.decide(Record(str(i), x), now=0.0)
+        correct += d.prediction == y
+        if d.query:
+            careful = rng.random() < 0.5
+            label = y if careful or rng.random() > 0.45 else not y  # "sloppy" is wrong 45 %
+            who = ("careful" if careful else "sloppy") if use_ids else None
+            learner.learn(d.request_id, label, now=0.0, annotator=who)
+    return correct / len(data), learner
+
+
+def test_annotator_reliability_ranks_annotators_and_weighting_helps():
+    blind, _ = _noisy_team_run(use_ids=False)
+    weighted, learner = _noisy_team_run(use_ids=True)
+    rel = learner.annotators.snapshot()
+    assert rel["careful"] > rel["sloppy"] + 0.2
+    assert learner.annotators.weight("careful") == 1.0
+    assert learner.annotators.weight("sloppy") < 0.3
+    assert weighted > blind + 0.002

@@ -574,7 +574,7 @@ class KafkaApp:
             return
         learner, partition = self._holder(label.request_id)
         try:
-            outcome = learner.learn(label.request_id, label.label)
+            outcome = learner.learn(label.request_id, label.label, annotator=label.annotator)
         except Exception as e:
             outcome = f"unusable ({type(e).__name__}: {e})"
         if outcome == "applied":
