@@ -178,6 +178,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             pending_ttl=s["learner.pending_ttl"],
             max_pending=s["learner.max_pending"],
             exploration=s["learner.exploration"],
+            confidence_drift=s["learner.confidence_drift"],
             drift_boost=s["learner.drift_boost"],
             boost_window=s["learner.boost_window"],
             pacing=pacing_from_settings(s),

@@ -179,6 +179,13 @@ OPTIONS: tuple[Option, ...] = (
         _unit,
     ),
     Option(
+        "learner.confidence_drift",
+        "--confidence-drift",
+        bool,
+        False,
+        "also watch the confidence of every record for drift: a signal that needs no label",
+    ),
+    Option(
         "learner.drift_boost",
         "--drift-boost",
         float,

@@ -37,8 +37,8 @@ class DriftMonitor:
         self.last_detection: int | None = None
         self.n = 0
 
-    def update(self, error: bool) -> bool:
-        """Add one error indicator; True when a drift is detected now."""
+    def update(self, error: bool | float) -> bool:
+        """Add one error indicator (or any value, such as a confidence); True on a drift now."""
         self.n += 1
         self.detector.update(float(error))
         if self.detector.drift_detected:

@@ -374,3 +374,31 @@ def test_annotator_reliability_ranks_annotators_and_weighting_helps():
     assert learner.annotators.weight("careful") == 1.0
     assert learner.annotators.weight("sloppy") < 0.3
     assert weighted > blind + 0.002
+
+
+class CountingResets(strategies.VariableUncertainty):
+    resets = 0
+
+    def on_drift(self):
+        self.resets += 1
+        super().on_drift()
+
+
+def test_confidence_drift_is_seen_without_any_label():
+    learner = ActiveLearner(
+        model=preprocessing.StandardScaler() | linear_model.LogisticRegression(),
+        strategy=CountingResets(budget=0.1), confidence_drift=True,
+    )  # fmt: skip
+    rng = random.Random(0)
+    for _ in range(300):  # teach a clear boundary at x = 0
+        x = rng.uniform(-3, 3)
+        learner.learn({"x": x}, x > 0)
+    for _ in range(3000):  # far from the boundary: the model is sure
+        d = learner.decide({"x": rng.choice([-1, 1]) * rng.uniform(2, 3)})
+    assert learner.drift_detections == 0 and learner.strategy.resets == 0
+    for _ in range(3000):  # the records move to the boundary; no label comes back
+        learner.decide({"x": rng.uniform(-0.2, 0.2)})
+    assert learner.drift_detections >= 1 and learner.labels_applied == 300
+    assert learner.strategy.resets == learner.drift_detections
+    batch = learner.decide_many([{"x": 0.1}, {"x": 2.5}])  # record by record now
+    assert len(batch) == 2 and d.prediction in (True, False)
