@@ -210,6 +210,8 @@ class ActiveLearner:
             utility = 1.0 - confidence if proba else 1.0
         else:
             utility = self._utility(proba)
+        if self._observes:
+            self.strategy.observe(record.features)
         monitor = self.confidence_drift
         if monitor is not None and proba and monitor.update(confidence):
             self._on_drift(f"in the confidence of {monitor.n} records")
@@ -273,7 +275,7 @@ class ActiveLearner:
         >>> [d.request_id for _, d in batch.queried()]
         ['q-r1', 'q-r2']
         """
-        if self.pacing or self.confidence_drift:  # these look at each record in turn
+        if self.pacing or self.confidence_drift or self._observes:  # each record in turn
             return self._decide_each(records, now)
         first = self.n_records + 1
         batch = [
@@ -367,6 +369,8 @@ class ActiveLearner:
     @strategy.setter
     def strategy(self, strategy: QueryStrategy) -> None:
         self._strategy = strategy
+        # a strategy that looks at the features (density) is shown each record
+        self._observes = bool(getattr(strategy, "needs_features", False))
         # what decides: the strategy, or the strategy with an exploration floor
         rate, boost = self.exploration, self.__dict__.get("drift_boost", 1.0)
         wrap = rate or boost > 1.0
@@ -512,6 +516,7 @@ class ActiveLearner:
         learner.__dict__.setdefault("drift_boost", 1.0)
         learner.__dict__.setdefault("confidence_drift", None)
         learner.__dict__.setdefault("boost_window", 500)
+        learner.__dict__.setdefault("_observes", False)
         learner.__dict__.setdefault("_seed", 0)
         learner.__dict__.setdefault("pacing", [])
         learner._utility = get_utility(learner.utility_name)

@@ -193,3 +193,26 @@ def test_exploration_gives_every_record_a_chance():
     assert 0.035 < sum(asked) / 4000 < 0.065
     assert s.budget == pytest.approx(0.55)
     assert not s.ask(0.9, allowed=False) and s.query_probability == 0.0
+
+
+def test_density_based_skips_outliers_the_learner_shows_it():
+    from streamal import ActiveLearner
+
+    class Unsure:  # every record looks uncertain, so only density decides
+        def predict_proba_one(self, x):
+            return {"a": 0.5, "b": 0.5}
+
+        def learn_one(self, x, y):
+            pass
+
+    learner = ActiveLearner(model=Unsure(), strategy=S.DensityBasedActiveLearning(budget=0.2),
+                            cold_start=0, budget_cap=False)  # fmt: skip
+    rng = random.Random(4)
+    asked = {"dense": 0, "outlier": 0}
+    for i in range(3000):
+        outlier = i % 60 == 0  # one outlier at a time in the window of 100
+        far = 1000.0 * (1 + i) * (1 if (i // 60) % 2 else -1)  # on alternate sides
+        x = {"x": rng.gauss(far, 1.0) if outlier else rng.gauss(0.0, 1.0)}
+        if learner.decide(x, now=0.0).query:
+            asked["outlier" if outlier else "dense"] += 1
+    assert asked["outlier"] == 0 and asked["dense"] > 300

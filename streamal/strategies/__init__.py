@@ -7,7 +7,7 @@ configuration name them in snake_case.
 >>> strategies.get("variable_uncertainty", budget=0.05)
 VariableUncertainty(budget=0.05, theta=1.0, step=0.01, w=100)
 >>> sorted(strategies.STRATEGIES)[:3]
-['balanced_incremental_quantile_filter', 'ema_uncertainty_filter', 'entropy_sampling']
+['balanced_incremental_quantile_filter', 'density_based_active_learning', 'ema_uncertainty_filter']
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import inspect
 from typing import Any
 
 from streamal.strategies.base import QueryStrategy, snake_case
+from streamal.strategies.density import DensityBasedActiveLearning
 from streamal.strategies.ema import EmaUncertaintyFilter
 from streamal.strategies.exploration import Exploration
 from streamal.strategies.probabilistic import EntropySampling, SelectiveSampling
@@ -39,6 +40,7 @@ __all__ = [
     "BalancedIncrementalQuantileFilter",
     "EntropySampling",
     "SelectiveSampling",
+    "DensityBasedActiveLearning",
     "EmaUncertaintyFilter",
     "Exploration",
     "STRATEGIES",
@@ -59,6 +61,7 @@ STRATEGIES: dict[str, type[QueryStrategy]] = {
         EntropySampling,
         SelectiveSampling,
         EmaUncertaintyFilter,
+        DensityBasedActiveLearning,
     )
 }
 

@@ -39,6 +39,9 @@ class QueryStrategy:
 
     #: the strategy's adaptive threshold on confidence, if it has one
     threshold: float | None = None
+    #: True for strategies that look at each record's features: the learner
+    #: then calls ``observe(features)`` before each ``ask``
+    needs_features: bool = False
     query_probability: float = 0.0
 
     def __init__(self, budget: float = 0.1):
