@@ -179,6 +179,13 @@ OPTIONS: tuple[Option, ...] = (
         _unit,
     ),
     Option(
+        "learner.background",
+        "--background",
+        bool,
+        False,
+        "train a second model from a drift warning on and swap it in when the drift is confirmed",
+    ),
+    Option(
         "learner.confidence_drift",
         "--confidence-drift",
         bool,

@@ -95,6 +95,12 @@ class ActiveLearner:
         accuracy (``weighted_accuracy``) estimates the accuracy on all
         records, not only on the hard ones queried. The hard cap allows the
         strategy's budget plus this rate.
+    background
+        Train a second model from the moment a more sensitive detector warns
+        of drift, and swap it in when the drift is confirmed, so that the
+        new concept is learned from labels of the new concept only. If no
+        drift follows within ``background_patience`` labels, the warning was
+        false and the second model is dropped. Needs a drift monitor.
     confidence_drift
         ``True`` for an ADWIN monitor on the confidence of every record (or a
         ``DriftMonitor``): a drift signal that needs no label, so it also
@@ -132,6 +138,8 @@ class ActiveLearner:
         classes: Iterable[Any] | None = None,
         pacing: Iterable[Any] = (),
         exploration: float = 0.0,
+        background: bool = False,
+        background_patience: int = 500,
         confidence_drift: bool | DriftMonitor | None = None,
         drift_boost: float = 1.0,
         boost_window: int = 500,
@@ -168,6 +176,14 @@ class ActiveLearner:
         if drift is True:
             drift = DriftMonitor()
         self.drift = drift or None
+        # a warning: ADWIN with a looser confidence than the drift detector's
+        if background and not callable(getattr(self.model.model, "clone", None)):
+            raise TypeError("background=True needs a model with clone(), as river models have")
+        self.warning = _warning_monitor() if background and self.drift is not None else None
+        self.background: Classifier | None = None
+        self.background_patience = background_patience
+        self._background_since = 0
+        self.model_swaps = 0
         if confidence_drift is True:
             confidence_drift = DriftMonitor()
         self.confidence_drift = confidence_drift or None
@@ -436,12 +452,27 @@ class ActiveLearner:
                 w = 1.0 / req.query_probability
                 self.iw_total += w
                 self.iw_correct += w * correct
+            warning = self.__dict__.get("warning")
+            if warning is not None and warning.update(not correct) and self.background is None:
+                self.background = self.model.fresh()
+                self._background_since = self.labels_applied
             if self.drift is not None and self.drift.update(not correct):
                 self._on_drift(f"in the errors of {self.drift.n} labelled records")
+                self._swap_in_background()
         if annotator is not None:
             weight *= self._annotator_weight(req.features, label, annotator)
         self._learn_features(req.features, label, weight)
         return "applied"
+
+    def _swap_in_background(self) -> None:
+        background = self.__dict__.get("background")
+        if background is None:
+            return
+        if background.n_labels_seen >= 2:  # it has learned something of the new concept
+            self.model, self.background = background, None
+            self.model_swaps += 1
+            log.info("swapped in the model trained since the warning (%d labels)",
+                     self.labels_applied - self._background_since)  # fmt: skip
 
     def _on_drift(self, where: str) -> None:
         self.strategy.on_drift()
@@ -461,6 +492,12 @@ class ActiveLearner:
 
     def _learn_features(self, features: dict[str, Any], label: Any, weight: float) -> None:
         self.model.learn_one(features, label, weight)
+        background = self.__dict__.get("background")
+        if background is not None:
+            if self.labels_applied - self._background_since > self.background_patience:
+                self.background = None  # the warning had no drift after it
+            else:
+                background.learn_one(features, label, weight)
         self.label_counts[label] += 1
         self.labels_applied += 1
 
@@ -517,6 +554,9 @@ class ActiveLearner:
         learner.__dict__.setdefault("confidence_drift", None)
         learner.__dict__.setdefault("boost_window", 500)
         learner.__dict__.setdefault("_observes", False)
+        for name, value in (("warning", None), ("background", None), ("model_swaps", 0),
+                            ("background_patience", 500), ("_background_since", 0)):  # fmt: skip
+            learner.__dict__.setdefault(name, value)
         learner.__dict__.setdefault("_seed", 0)
         learner.__dict__.setdefault("pacing", [])
         learner._utility = get_utility(learner.utility_name)
@@ -532,3 +572,9 @@ class _ColdStart:
     def ask(self, utility: float, allowed: bool = True) -> bool:
         self.query_probability = 1.0 if allowed else 0.0
         return allowed
+
+
+def _warning_monitor() -> DriftMonitor:
+    from river.drift import ADWIN
+
+    return DriftMonitor(ADWIN(delta=0.01))  # the drift detector's ADWIN uses 0.002

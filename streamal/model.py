@@ -99,6 +99,13 @@ class Classifier:
         self._labels_seen: set[Any] = set()
         self._choose_predictor()
 
+    def fresh(self) -> Classifier:
+        """An untrained copy: same model settings, same known classes (their order kept)."""
+        clone = getattr(self.model, "clone", None)
+        if clone is None:
+            raise TypeError(f"the model cannot be cloned: {self.model!r}")
+        return Classifier(clone(), self.classes)
+
     @property
     def n_labels_seen(self) -> int:
         return len(self._labels_seen)

@@ -402,3 +402,34 @@ def test_confidence_drift_is_seen_without_any_label():
     assert learner.strategy.resets == learner.drift_detections
     batch = learner.decide_many([{"x": 0.1}, {"x": 2.5}])  # record by record now
     assert len(batch) == 2 and d.prediction in (True, False)
+
+
+def _concept_switches(background):
+    rng = random.Random(0)
+    learner = ActiveLearner(
+        strategy=strategies.RandomSampling(budget=0.3, seed=1), background=background
+    )
+    after = []
+    for i in range(20_000):  # the boundary turns by 90 degrees every 5,000 records
+        x = {"a": rng.uniform(-1, 1), "b": rng.uniform(-1, 1)}
+        y = (x["a"] + x["b"] > 0) if (i // 5000) % 2 == 0 else (x["a"] - x["b"] > 0)
+        d = learner.decide(x, now=0.0)
+        if i >= 5000:
+            after.append(d.prediction == y)
+        if d.query:
+            learner.learn(d.request_id, y, now=0.0)
+    return sum(after) / len(after), learner
+
+
+def test_background_model_from_the_warning_is_swapped_in_on_drift():
+    stale, plain = _concept_switches(background=False)
+    fresh, swapping = _concept_switches(background=True)
+    assert plain.model_swaps == 0 and swapping.model_swaps >= 2
+    assert fresh > stale + 0.01
+    again = ActiveLearner.from_state(pickle.loads(pickle.dumps(swapping.state())))
+    assert again.model_swaps == swapping.model_swaps
+
+
+def test_background_needs_a_model_that_can_be_cloned():
+    with pytest.raises(TypeError, match="clone"):
+        ActiveLearner(model=ScriptedModel([]), background=True)
