@@ -100,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
         "it back (default: 1, off)",
     )  # fmt: skip
     replay.add_argument(
+        "--background", action="store_true",
+        help="train a second model from each drift warning and swap it in on the drift",
+    )  # fmt: skip
+    replay.add_argument(
+        "--confidence-drift", action="store_true",
+        help="also detect drift in the confidence of every record (needs no label)",
+    )  # fmt: skip
+    replay.add_argument(
         "--exploration", type=float, default=0.0, metavar="RATE",
         help="query a record the strategy skipped with this probability, so that the live "
         "accuracy estimate covers every record (default: 0)",
@@ -338,6 +346,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             result = replay(
                 xs, ys, strategies, budget=budget, seeds=args.seeds, delay=args.delay,
                 model=args.model, exploration=args.exploration, drift_boost=args.drift_boost,
+                background=args.background, confidence_drift=args.confidence_drift,
                 progress=progress,
             )  # fmt: skip
             result["dataset"] = Path(path).name

@@ -139,6 +139,8 @@ def run_strategy(
     drift: str = "adwin",
     exploration: float = 0.0,
     drift_boost: float = 1.0,
+    background: bool = False,
+    confidence_drift: bool = False,
     on_progress: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Prequential run of one strategy (by name) over a labelled stream."""
@@ -156,6 +158,8 @@ def run_strategy(
         drift=make_drift_monitor(drift, seed),
         exploration=exploration,
         drift_boost=drift_boost,
+        background=background and drift != "none",
+        confidence_drift=confidence_drift,
         seed=seed,
         pending_ttl=None,
         max_pending=10**9,
@@ -241,6 +245,8 @@ def replay(
     drift: str = "adwin",
     exploration: float = 0.0,
     drift_boost: float = 1.0,
+    background: bool = False,
+    confidence_drift: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run strategies x seeds, random sampling x seeds and all labels once.
@@ -257,7 +263,7 @@ def replay(
                 run_strategy(
                     xs, ys, name, budget=budget, seed=seed, delay=delay, model=model,
                     drift=drift, exploration=exploration, drift_boost=drift_boost,
-                    on_progress=step,
+                    background=background, confidence_drift=confidence_drift, on_progress=step,
                 )
             )  # fmt: skip
     runs.append(run_all_labels(xs, ys, model=model, delay=delay, on_progress=step))
@@ -291,6 +297,8 @@ def replay(
         "model": model,
         "exploration": exploration,
         "drift_boost": drift_boost,
+        "background": background,
+        "confidence_drift": confidence_drift,
         "records": len(ys),
         "summary": summary,
         "runs": [asdict(r) for r in runs],
