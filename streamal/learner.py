@@ -169,7 +169,7 @@ class ActiveLearner:
         self._utility = get_utility(utility)
         self._least_confidence = utility == "least_confidence"
         self.cap = BudgetCap(self._policy.budget) if budget_cap else None
-        self.pacing = list(pacing)
+        self.pacing = tuple(pacing)
         for guard in self.pacing:
             if not all(callable(getattr(guard, verb, None)) for verb in ("allows", "spend")):
                 raise TypeError(f"a pacing guard needs allows() and spend(), got {guard!r}")
@@ -204,6 +204,7 @@ class ActiveLearner:
         self.annotators = AnnotatorReliability()
         self._warm = cold_start <= 0
         self._event_time: float | None = None
+        self._refresh()
 
     # -- deciding -------------------------------------------------------------
 
@@ -226,16 +227,12 @@ class ActiveLearner:
             utility = 1.0 - confidence if proba else 1.0
         else:
             utility = self._utility(proba)
-        if self._observes:
-            self.strategy.observe(record.features)
-        monitor = self.confidence_drift
-        if monitor is not None and proba and monitor.update(confidence):
-            self._on_drift(f"in the confidence of {monitor.n} records")
+        if self._extras:  # one flag for the options that look at every record
+            self._look(record.features, proba, confidence)
         cap = self.cap
         allowed = cap.allows() if cap is not None else True
-        pacing = self.pacing
-        if pacing and allowed:
-            allowed = all(guard.allows(record.features, now) for guard in pacing)
+        if self._extras and allowed and self.pacing:
+            allowed = all(guard.allows(record.features, now) for guard in self.pacing)
         if self._warm or self._warmed_up():
             strategy = self._policy
             query = strategy.ask(utility, allowed)
@@ -248,8 +245,9 @@ class ActiveLearner:
         request_id = None
         if cap is not None:
             cap.spend(query)
-        for guard in pacing:
-            guard.spend(record.features, now, query)
+        if self._extras:
+            for guard in self.pacing:
+                guard.spend(record.features, now, query)
         if query:
             self.n_queries += 1
             request_id = f"q-{record.id}"
@@ -291,7 +289,7 @@ class ActiveLearner:
         >>> [d.request_id for _, d in batch.queried()]
         ['q-r1', 'q-r2']
         """
-        if self.pacing or self.confidence_drift or self._observes:  # each record in turn
+        if self._extras:  # pacing, density, confidence drift look at each record in turn
             return self._decide_each(records, now)
         first = self.n_records + 1
         batch = [
@@ -387,10 +385,25 @@ class ActiveLearner:
         self._strategy = strategy
         # a strategy that looks at the features (density) is shown each record
         self._observes = bool(getattr(strategy, "needs_features", False))
+        self._refresh()
         # what decides: the strategy, or the strategy with an exploration floor
         rate, boost = self.exploration, self.__dict__.get("drift_boost", 1.0)
         wrap = rate or boost > 1.0
         self._policy = Exploration(strategy, rate, self._seed) if wrap else strategy
+
+    def _look(self, features: dict[str, Any], proba: dict, confidence: float) -> None:
+        """What the options that watch every record do before the decision."""
+        if self._observes:
+            self.strategy.observe(features)
+        monitor = self.confidence_drift
+        if monitor is not None and proba and monitor.update(confidence):
+            self._on_drift(f"in the confidence of {monitor.n} records")
+
+    def _refresh(self) -> None:
+        self._extras = bool(
+            self.__dict__.get("pacing") or self.__dict__.get("confidence_drift")
+            or self.__dict__.get("_observes")
+        )  # fmt: skip
 
     def _warmed_up(self) -> bool:
         """True once the cold start is over (and from then on)."""
@@ -554,11 +567,12 @@ class ActiveLearner:
         learner.__dict__.setdefault("confidence_drift", None)
         learner.__dict__.setdefault("boost_window", 500)
         learner.__dict__.setdefault("_observes", False)
+        learner._refresh()
         for name, value in (("warning", None), ("background", None), ("model_swaps", 0),
                             ("background_patience", 500), ("_background_since", 0)):  # fmt: skip
             learner.__dict__.setdefault(name, value)
         learner.__dict__.setdefault("_seed", 0)
-        learner.__dict__.setdefault("pacing", [])
+        learner.__dict__.setdefault("pacing", ())
         learner._utility = get_utility(learner.utility_name)
         learner.clock = clock
         return learner
