@@ -61,14 +61,17 @@ class AnnotatorReliability:
         n = self.labels.get(annotator, 0) + self.prior_agree + self.prior_disagree
         return a / n
 
-    def weight(self, annotator: str) -> float:
-        """Learning weight in [min_weight, 1]: 1 for the most agreeing annotator."""
+    def accuracy(self, annotator: str) -> float:
+        """Implied accuracy, taking the most agreeing annotator as right (1 for that one)."""
         best = max((self.reliability(a) for a in self.labels), default=0.0)
         mine = self.reliability(annotator)
         if best <= 0.5 or mine >= best:
             return 1.0
-        accuracy = (mine - (1.0 - best)) / (2.0 * best - 1.0)
-        return min(1.0, max(self.min_weight, 2.0 * accuracy - 1.0))
+        return max(0.0, (mine - (1.0 - best)) / (2.0 * best - 1.0))
+
+    def weight(self, annotator: str) -> float:
+        """Learning weight ``2 q - 1`` in [min_weight, 1]: 1 for the most agreeing annotator."""
+        return min(1.0, max(self.min_weight, 2.0 * self.accuracy(annotator) - 1.0))
 
     def snapshot(self) -> dict[str, float]:
         """Annotator id -> reliability, for metrics and summaries."""

@@ -187,6 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             max_pending=s["learner.max_pending"],
             exploration=s["learner.exploration"],
             confidence_drift=s["learner.confidence_drift"],
+            second_opinion_below=s["learner.second_opinion_below"],
             background=s["learner.background"] and s["learner.drift"] != "none",
             drift_boost=s["learner.drift_boost"],
             boost_window=s["learner.boost_window"],

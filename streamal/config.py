@@ -179,6 +179,15 @@ OPTIONS: tuple[Option, ...] = (
         _unit,
     ),
     Option(
+        "learner.second_opinion_below",
+        "--second-opinion-below",
+        float,
+        0.0,
+        "hold a label from an annotator whose estimated accuracy is below this and ask another "
+        "one (0: never)",
+        _unit,
+    ),
+    Option(
         "learner.background",
         "--background",
         bool,

@@ -52,6 +52,7 @@ class EngineStats:
     dead_letters: Counter = field(default_factory=Counter)  # kind -> count
     bad_labels: Counter = field(default_factory=Counter)  # malformed labels from a source
     checkpoints: int = 0
+    second_opinions: int = 0  # requests sent again to another annotator
 
 
 class Engine:
@@ -257,6 +258,8 @@ class Engine:
                 )
             except Exception as e:  # e.g. a label type the model cannot learn
                 outcome = f"unusable ({type(e).__name__}: {e})"
+            if outcome == "held":  # waiting for a second opinion
+                continue
             if outcome != "applied":
                 self._dead_letter(
                     "label",
@@ -268,6 +271,25 @@ class Engine:
                         "outcome": outcome,
                     },
                 )
+
+        self._ask_second_opinions()
+
+    def _ask_second_opinions(self) -> None:
+        """Send out again the requests whose label the learner holds for a second opinion."""
+        wanted = self.learner.__dict__.get("second_opinions")
+        while wanted:
+            request_id, first = wanted.pop(0)
+            pending = self.learner.pending.peek(request_id)
+            if pending is None:
+                continue
+            request = {"request_id": request_id, "record_id": pending.record_id,
+                       "features": pending.features, "second_opinion": True,
+                       "exclude_annotator": first, "strategy": self._strategy_name}  # fmt: skip
+            for sink in self.requests:
+                sink.write(request)
+            if self.annotator is not None and hasattr(self.annotator, "ask_again"):
+                self.annotator.ask_again(request_id, self.stats.records, exclude=first)
+            self.stats.second_opinions += 1
 
     def _dead_letter(self, kind: str, reason: str, raw: Any, where: str | None = None) -> None:
         self.stats.dead_letters[kind] += 1

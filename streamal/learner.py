@@ -95,6 +95,14 @@ class ActiveLearner:
         accuracy (``weighted_accuracy``) estimates the accuracy on all
         records, not only on the hard ones queried. The hard cap allows the
         strategy's budget plus this rate.
+    second_opinion_below
+        When a label comes from an annotator whose implied accuracy
+        (``annotators.accuracy``: 1 for the annotator who agrees most with
+        the model) is below this, after at least 20 of their labels,
+        hold it and ask another annotator: the request stays open and its id
+        is put on ``second_opinions`` for the loop to send out again. When
+        the second label comes, both agree or the more reliable annotator's
+        label is learned. 0 (the default) never asks twice.
     background
         Train a second model from the moment a more sensitive detector warns
         of drift, and swap it in when the drift is confirmed, so that the
@@ -138,6 +146,7 @@ class ActiveLearner:
         classes: Iterable[Any] | None = None,
         pacing: Iterable[Any] = (),
         exploration: float = 0.0,
+        second_opinion_below: float = 0.0,
         background: bool = False,
         background_patience: int = 500,
         confidence_drift: bool | DriftMonitor | None = None,
@@ -202,6 +211,10 @@ class ActiveLearner:
         self.iw_correct = 0.0
         self.iw_total = 0.0
         self.annotators = AnnotatorReliability()
+        self.second_opinion_below = second_opinion_below
+        #: (request id, annotator to avoid) for each label held for a second opinion
+        self.second_opinions: list[tuple[str, str]] = []
+        self._held: dict[str, tuple[str, Any]] = {}
         self._warm = cold_start <= 0
         self._event_time: float | None = None
         self._refresh()
@@ -453,6 +466,11 @@ class ActiveLearner:
             return "unknown"
         if now is None:
             now = self._event_time if self._event_time is not None else self.clock()
+        if annotator is not None and self.__dict__.get("second_opinion_below"):
+            held = self._second_opinion(request, label, str(annotator))
+            if isinstance(held, str):
+                return held
+            label, annotator = held
         req = self.pending.pop(request, now)
         if isinstance(req, str):
             self.labels_rejected[req] += 1
@@ -495,6 +513,30 @@ class ActiveLearner:
             if self.cap is not None:
                 self.cap.lend(extra, self.boost_window)
         log.info("drift detected %s (record %d); threshold reset", where, self.n_records)
+
+    def _second_opinion(self, request_id: str, label: Any, annotator: str) -> tuple | str:
+        """``"held"``, or the label and annotator to learn (resolving a held label)."""
+        held = self._held.pop(request_id, None)
+        if held is not None:
+            first, first_label = held
+            if first == annotator:  # the same annotator again: keep waiting for another
+                self._held[request_id] = held
+                return "duplicate"
+            if first_label == label:
+                return label, annotator
+            rel = self.annotators.reliability
+            return (first_label, first) if rel(first) > rel(annotator) else (label, annotator)
+        if (
+            self.annotators.labels.get(annotator, 0) >= 20
+            and self.annotators.accuracy(annotator) < self.second_opinion_below
+            and self.pending.peek(request_id) is not None
+        ):
+            self._held[request_id] = (annotator, label)
+            self.second_opinions.append((request_id, annotator))
+            if len(self._held) > self.pending.max_size:  # requests that expired meanwhile
+                self._held.pop(next(iter(self._held)))
+            return "held"
+        return label, annotator
 
     def _annotator_weight(self, features: dict[str, Any], label: Any, annotator: str) -> float:
         annotators = self.__dict__.setdefault("annotators", AnnotatorReliability())
@@ -572,6 +614,8 @@ class ActiveLearner:
                             ("background_patience", 500), ("_background_since", 0)):  # fmt: skip
             learner.__dict__.setdefault(name, value)
         learner.__dict__.setdefault("_seed", 0)
+        for name, value in (("second_opinion_below", 0.0), ("second_opinions", []), ("_held", {})):
+            learner.__dict__.setdefault(name, value)
         learner.__dict__.setdefault("pacing", ())
         learner._utility = get_utility(learner.utility_name)
         learner.clock = clock

@@ -143,6 +143,10 @@ class PendingRequests:
             order.popleft()
         return dropped
 
+    def peek(self, request_id: str) -> PendingRequest | None:
+        """The open request, left open; None if it is not waiting."""
+        return self._open.get(request_id)
+
     def pop(self, request_id: str, now: float) -> PendingRequest | str:
         """The request, or the reason it cannot take a label: unknown, duplicate, expired."""
         if self.ttl is not None:

@@ -12,7 +12,7 @@ in tests. The delay counts records, so a run is reproducible.
 from __future__ import annotations
 
 import random
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -79,14 +79,30 @@ class SimulatedAnnotator:
         out = []
         queue = self._queue
         while queue and queue[0][0] <= now:
-            _, request_id, label, *who = queue.popleft()
+            _, request_id, true_label, *who = queue.popleft()
+            label = true_label
             name, noise = self.team[who[0] if who else 0]
             if noise and len(self._classes) > 1 and self._rng.random() < noise:
                 label = self._rng.choice([c for c in self._classes if c != label])
                 self.flipped += 1
             self.answered += 1
             out.append(Label(request_id, label, name))
+            if len(self.team) > 1:  # kept for a second opinion
+                truth = self.__dict__.setdefault("_truth", OrderedDict())
+                truth[request_id] = true_label
+                if len(truth) > 100_000:
+                    truth.popitem(last=False)
         return out
+
+    def ask_again(self, request_id: str, now: float, exclude: str) -> bool:
+        """Send a request answered before to another annotator of the team; False if none."""
+        truth = self.__dict__.get("_truth", {})
+        others = [i for i, (name, _) in enumerate(self.team) if name != exclude]
+        if request_id not in truth or not others:
+            return False
+        who = others[self._rng.randrange(len(others))]
+        self._queue.append((now + self.delay, request_id, truth[request_id], who))
+        return True
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)

@@ -56,6 +56,21 @@ def test_run_with_a_noisy_annotator_team_tells_them_apart(tmp_path):
     assert proc.returncode == 2 and "annotator.noises" in proc.stderr
 
 
+def test_run_asks_a_second_annotator_when_the_first_is_unreliable(tmp_path):
+    streamal("run", "--max-records", "20000", "--metrics-port", "0", "--summary-every", "0",
+             "--annotator-noises", "0.0,0.45", "--second-opinion-below", "0.7",
+             "--annotator-delay", "50", cwd=tmp_path)  # fmt: skip
+    lines = (tmp_path / "streamal-out/requests.jsonl").read_text().splitlines()
+    again = [json.loads(x) for x in lines if '"second_opinion"' in x]
+    assert len(again) > 20
+    doubted = [r["exclude_annotator"] for r in again]
+    assert doubted.count("a2") > 0.95 * len(doubted)  # the sloppy one, bar early noise
+    first = {json.loads(x)["request_id"] for x in lines if '"second_opinion"' not in x}
+    assert {r["request_id"] for r in again} <= first
+    dead = (tmp_path / "streamal-out/dead-letters.jsonl").read_text()
+    assert "held" not in dead
+
+
 def test_config_file_sets_values_and_flags_win(tmp_path):
     (tmp_path / "c.toml").write_text(
         '[learner]\nbudget = 0.05\nstrategy = "split"\n[output]\nrequests = "out/r.jsonl"\n'

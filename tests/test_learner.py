@@ -433,3 +433,26 @@ def test_background_model_from_the_warning_is_swapped_in_on_drift():
 def test_background_needs_a_model_that_can_be_cloned():
     with pytest.raises(TypeError, match="clone"):
         ActiveLearner(model=ScriptedModel([]), background=True)
+
+
+def test_an_unreliable_annotator_gets_a_second_opinion():
+    learner = ActiveLearner(budget=1.0, cold_start=0, second_opinion_below=0.8)
+    rng = random.Random(2)
+    for _ in range(200):  # a clear concept, labelled by a careful annotator
+        x = rng.uniform(-1, 1)
+        learner.learn({"x": x}, x > 0, annotator="careful")
+    for _ in range(40):  # a careless one, wrong half of the time
+        x = rng.uniform(-1, 1)
+        learner.learn({"x": x}, rng.random() < 0.5, annotator="careless")
+    assert learner.annotators.accuracy("careless") < 0.8
+    d = learner.decide({"x": 0.7})
+    assert learner.learn(d.request_id, False, annotator="careless") == "held"
+    assert learner.second_opinions == [(d.request_id, "careless")]
+    assert learner.learn(d.request_id, False, annotator="careless") == "duplicate"
+    before, trues = learner.labels_applied, learner.label_counts[True]
+    assert learner.learn(d.request_id, True, annotator="careful") == "applied"
+    assert learner.labels_applied == before + 1  # one label learned: the careful one's
+    assert learner.label_counts[True] == trues + 1
+    assert learner.learn(d.request_id, True, annotator="careful") == "duplicate"
+    d = learner.decide({"x": 0.7})  # a careful annotator is never held
+    assert learner.learn(d.request_id, True, annotator="careful") == "applied"

@@ -42,6 +42,7 @@ from connectors.kafka.messages import (
     decode_record,
     encode_dead_letter,
     encode_request,
+    encode_second_opinion,
 )
 from streamal.checkpoint import CheckpointError
 from streamal.learner import ActiveLearner
@@ -577,7 +578,18 @@ class KafkaApp:
             outcome = learner.learn(label.request_id, label.label, annotator=label.annotator)
         except Exception as e:
             outcome = f"unusable ({type(e).__name__}: {e})"
-        if outcome == "applied":
+        if outcome == "held":  # the annotator is unreliable: ask another one
+            self._dirty.add(partition)
+            while learner.second_opinions:
+                request_id, first = learner.second_opinions.pop(0)
+                pending = learner.pending.peek(request_id)
+                if pending is not None:
+                    self.producer.send(
+                        self.settings.requests_topic, key=m.key,
+                        value=encode_second_opinion(request_id, pending.record_id,
+                                                    pending.features, first),
+                    )  # fmt: skip
+        elif outcome == "applied":
             self._dirty.add(partition)
         else:
             self._dirty.add(partition)  # the rejection counters changed

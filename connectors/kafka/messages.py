@@ -104,6 +104,20 @@ def encode_request(decision: Decision, record: Record, strategy: str, model_vers
     )
 
 
+def encode_second_opinion(request_id: str, record_id: str, features: dict, exclude: str) -> bytes:
+    """A request sent again: its first label came from an unreliable annotator."""
+    return encode_json(
+        {
+            "v": FORMAT,
+            "request_id": request_id,
+            "record_id": record_id,
+            "features": features,
+            "second_opinion": True,
+            "exclude_annotator": exclude,
+        }
+    )
+
+
 def encode_dead_letter(
     kind: str, reason: str, raw: bytes | None, topic: str, partition: int, offset: int
 ) -> bytes:
