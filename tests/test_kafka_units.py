@@ -12,6 +12,7 @@ from connectors.kafka.messages import (
     decode_record,
     encode_dead_letter,
     encode_request,
+    encode_second_opinion,
 )
 from streamal import ActiveLearner, Record, strategies
 from streamal.metrics import Metrics
@@ -103,3 +104,9 @@ def test_changelog_increments_rebuild_the_pending_table_in_order():
     assert again.learn("q-0", True, now=3000.0) == "applied"
     # and it keeps writing increments from where it was
     assert restored._changes(0)[0][0] == b"0/core"
+
+
+def test_second_opinion_request_encoding():
+    msg = json.loads(encode_second_opinion("q-7", "7", {"a": 1.0}, "sloppy"))
+    assert msg == {"v": 1, "request_id": "q-7", "record_id": "7", "features": {"a": 1.0},
+                   "second_opinion": True, "exclude_annotator": "sloppy"}  # fmt: skip
