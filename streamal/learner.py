@@ -173,15 +173,18 @@ class ActiveLearner:
         self.drift_boost = float(drift_boost)
         self.boost_window = boost_window
         self._seed = seed
+        self.pacing = tuple(pacing)
+        for guard in self.pacing:
+            if not all(callable(getattr(guard, verb, None)) for verb in ("allows", "spend")):
+                raise TypeError(f"a pacing guard needs allows() and spend(), got {guard!r}")
+        if confidence_drift is True:
+            confidence_drift = DriftMonitor()
+        self.confidence_drift = confidence_drift or None
         self.strategy = strategy  # a property: also sets what decides (see below)
         self.utility_name = utility
         self._utility = get_utility(utility)
         self._least_confidence = utility == "least_confidence"
         self.cap = BudgetCap(self._policy.budget) if budget_cap else None
-        self.pacing = tuple(pacing)
-        for guard in self.pacing:
-            if not all(callable(getattr(guard, verb, None)) for verb in ("allows", "spend")):
-                raise TypeError(f"a pacing guard needs allows() and spend(), got {guard!r}")
         if drift is True:
             drift = DriftMonitor()
         self.drift = drift or None
@@ -193,9 +196,6 @@ class ActiveLearner:
         self.background_patience = background_patience
         self._background_since = 0
         self.model_swaps = 0
-        if confidence_drift is True:
-            confidence_drift = DriftMonitor()
-        self.confidence_drift = confidence_drift or None
         self.pending = PendingRequests(ttl=pending_ttl, max_size=max_pending)
         self.cold_start = cold_start
         self.cold_start_max = cold_start_max
@@ -217,7 +217,6 @@ class ActiveLearner:
         self._held: dict[str, tuple[str, Any]] = {}
         self._warm = cold_start <= 0
         self._event_time: float | None = None
-        self._refresh()
 
     # -- deciding -------------------------------------------------------------
 
@@ -228,9 +227,7 @@ class ActiveLearner:
         if now is None:
             if record.ts is not None:
                 now = record.ts
-                # labels carry no time: they are placed at the latest event time
-                if self._event_time is None or now > self._event_time:
-                    self._event_time = now
+                self._saw_event_time(now)
             else:
                 now = self.clock()
         self.n_records += 1
@@ -382,11 +379,13 @@ class ActiveLearner:
             stamps = [clock if t is None else t for t in stamps]
         event_times = [r.ts for r in batch if r.ts is not None]
         if event_times:
-            latest = max(event_times)
-            # labels carry no time: they are placed at the latest event time
-            if self._event_time is None or latest > self._event_time:
-                self._event_time = latest
+            self._saw_event_time(max(event_times))
         return stamps
+
+    def _saw_event_time(self, t: float) -> None:
+        # labels carry no time: they are placed at the latest event time
+        if self._event_time is None or t > self._event_time:
+            self._event_time = t
 
     @property
     def strategy(self) -> QueryStrategy:
@@ -400,9 +399,8 @@ class ActiveLearner:
         self._observes = bool(getattr(strategy, "needs_features", False))
         self._refresh()
         # what decides: the strategy, or the strategy with an exploration floor
-        rate, boost = self.exploration, self.__dict__.get("drift_boost", 1.0)
-        wrap = rate or boost > 1.0
-        self._policy = Exploration(strategy, rate, self._seed) if wrap else strategy
+        wrap = self.exploration or self.drift_boost > 1.0
+        self._policy = Exploration(strategy, self.exploration, self._seed) if wrap else strategy
 
     def _look(self, features: dict[str, Any], proba: dict, confidence: float) -> None:
         """What the options that watch every record do before the decision."""
@@ -413,10 +411,7 @@ class ActiveLearner:
             self._on_drift(f"in the confidence of {monitor.n} records")
 
     def _refresh(self) -> None:
-        self._extras = bool(
-            self.__dict__.get("pacing") or self.__dict__.get("confidence_drift")
-            or self.__dict__.get("_observes")
-        )  # fmt: skip
+        self._extras = bool(self.pacing or self.confidence_drift or self._observes)
 
     def _warmed_up(self) -> bool:
         """True once the cold start is over (and from then on)."""
@@ -466,7 +461,7 @@ class ActiveLearner:
             return "unknown"
         if now is None:
             now = self._event_time if self._event_time is not None else self.clock()
-        if annotator is not None and self.__dict__.get("second_opinion_below"):
+        if annotator is not None and self.second_opinion_below:
             held = self._second_opinion(request, label, str(annotator))
             if isinstance(held, str):
                 return held
@@ -483,7 +478,7 @@ class ActiveLearner:
                 w = 1.0 / req.query_probability
                 self.iw_total += w
                 self.iw_correct += w * correct
-            warning = self.__dict__.get("warning")
+            warning = self.warning
             if warning is not None and warning.update(not correct) and self.background is None:
                 self.background = self.model.fresh()
                 self._background_since = self.labels_applied
@@ -496,10 +491,9 @@ class ActiveLearner:
         return "applied"
 
     def _swap_in_background(self) -> None:
-        background = self.__dict__.get("background")
-        if background is None:
-            return
-        if background.n_labels_seen >= 2:  # it has learned something of the new concept
+        background = self.background
+        # swapped in once it has learned something of the new concept
+        if background is not None and background.n_labels_seen >= 2:
             self.model, self.background = background, None
             self.model_swaps += 1
             log.info("swapped in the model trained since the warning (%d labels)",
@@ -539,7 +533,7 @@ class ActiveLearner:
         return label, annotator
 
     def _annotator_weight(self, features: dict[str, Any], label: Any, annotator: str) -> float:
-        annotators = self.__dict__.setdefault("annotators", AnnotatorReliability())
+        annotators = self.annotators
         prediction = self.model.score(features)[1]  # the model as it is now, not at decide time
         if prediction is not None:
             annotators.update(str(annotator), prediction == label)
@@ -547,7 +541,7 @@ class ActiveLearner:
 
     def _learn_features(self, features: dict[str, Any], label: Any, weight: float) -> None:
         self.model.learn_one(features, label, weight)
-        background = self.__dict__.get("background")
+        background = self.background
         if background is not None:
             if self.labels_applied - self._background_since > self.background_patience:
                 self.background = None  # the warning had no drift after it
@@ -562,7 +556,7 @@ class ActiveLearner:
     def drift_detections(self) -> int:
         """Drifts detected, in the errors of labelled records or in the confidence."""
         supervised = self.drift.detections if self.drift is not None else 0
-        monitor = self.__dict__.get("confidence_drift")
+        monitor = self.confidence_drift
         return supervised + (monitor.detections if monitor is not None else 0)
 
     @property
@@ -603,20 +597,16 @@ class ActiveLearner:
         if "strategy" in state:  # saved before exploration existed
             state.setdefault("_strategy", state.pop("strategy"))
             state.setdefault("_policy", state["_strategy"])
-        learner.__dict__.update({k: v for k, v in state.items() if k != "format"})
-        learner.__dict__.setdefault("exploration", 0.0)
-        learner.__dict__.setdefault("drift_boost", 1.0)
-        learner.__dict__.setdefault("confidence_drift", None)
-        learner.__dict__.setdefault("boost_window", 500)
-        learner.__dict__.setdefault("_observes", False)
+        # what states saved before an option existed lack: the option off
+        defaults = {
+            "exploration": 0.0, "drift_boost": 1.0, "boost_window": 500, "_seed": 0,
+            "confidence_drift": None, "_observes": False, "pacing": (), "warning": None,
+            "background": None, "model_swaps": 0, "background_patience": 500,
+            "_background_since": 0, "annotators": AnnotatorReliability(),
+            "second_opinion_below": 0.0, "second_opinions": [], "_held": {},
+        }  # fmt: skip
+        learner.__dict__.update({**defaults, **{k: v for k, v in state.items() if k != "format"}})
         learner._refresh()
-        for name, value in (("warning", None), ("background", None), ("model_swaps", 0),
-                            ("background_patience", 500), ("_background_since", 0)):  # fmt: skip
-            learner.__dict__.setdefault(name, value)
-        learner.__dict__.setdefault("_seed", 0)
-        for name, value in (("second_opinion_below", 0.0), ("second_opinions", []), ("_held", {})):
-            learner.__dict__.setdefault(name, value)
-        learner.__dict__.setdefault("pacing", ())
         learner._utility = get_utility(learner.utility_name)
         learner.clock = clock
         return learner
