@@ -276,19 +276,14 @@ class Engine:
 
     def _ask_second_opinions(self) -> None:
         """Send out again the requests whose label the learner holds for a second opinion."""
-        wanted = self.learner.__dict__.get("second_opinions")
-        while wanted:
-            request_id, first = wanted.pop(0)
-            pending = self.learner.pending.peek(request_id)
-            if pending is None:
-                continue
-            request = {"request_id": request_id, "record_id": pending.record_id,
+        for pending, first in self.learner.take_second_opinions():
+            request = {"request_id": pending.request_id, "record_id": pending.record_id,
                        "features": pending.features, "second_opinion": True,
                        "exclude_annotator": first, "strategy": self._strategy_name}  # fmt: skip
             for sink in self.requests:
                 sink.write(request)
             if self.annotator is not None and hasattr(self.annotator, "ask_again"):
-                self.annotator.ask_again(request_id, self.stats.records, exclude=first)
+                self.annotator.ask_again(pending.request_id, self.stats.records, exclude=first)
             self.stats.second_opinions += 1
 
     def _dead_letter(self, kind: str, reason: str, raw: Any, where: str | None = None) -> None:

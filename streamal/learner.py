@@ -31,7 +31,7 @@ from streamal.annotators import AnnotatorReliability
 from streamal.budget import BudgetCap
 from streamal.drift import DriftMonitor
 from streamal.model import Classifier, default_model
-from streamal.pending import PendingRequests
+from streamal.pending import PendingRequest, PendingRequests
 from streamal.records import Decision, Decisions, Record
 from streamal.strategies import BalancedIncrementalQuantileFilter, QueryStrategy
 from streamal.strategies import get as get_strategy
@@ -531,6 +531,12 @@ class ActiveLearner:
                 self._held.pop(next(iter(self._held)))
             return "held"
         return label, annotator
+
+    def take_second_opinions(self) -> list[tuple[PendingRequest, str]]:
+        """The requests to send out again, with the annotator to avoid; empties the list."""
+        wanted, self.second_opinions = self.second_opinions, []
+        found = [(self.pending.peek(request_id), first) for request_id, first in wanted]
+        return [(req, first) for req, first in found if req is not None]
 
     def _annotator_weight(self, features: dict[str, Any], label: Any, annotator: str) -> float:
         annotators = self.annotators

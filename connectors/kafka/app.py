@@ -580,15 +580,12 @@ class KafkaApp:
             outcome = f"unusable ({type(e).__name__}: {e})"
         if outcome == "held":  # the annotator is unreliable: ask another one
             self._dirty.add(partition)
-            while learner.second_opinions:
-                request_id, first = learner.second_opinions.pop(0)
-                pending = learner.pending.peek(request_id)
-                if pending is not None:
-                    self.producer.send(
-                        self.settings.requests_topic, key=m.key,
-                        value=encode_second_opinion(request_id, pending.record_id,
-                                                    pending.features, first),
-                    )  # fmt: skip
+            for pending, first in learner.take_second_opinions():
+                self.producer.send(
+                    self.settings.requests_topic, key=m.key,
+                    value=encode_second_opinion(pending.request_id, pending.record_id,
+                                                pending.features, first),
+                )  # fmt: skip
         elif outcome == "applied":
             self._dirty.add(partition)
         else:
