@@ -90,3 +90,20 @@ def check_unit(name: str, value: float, *, low_open: bool = True, high: float = 
     if not (0.0 < value if low_open else 0.0 <= value) or value > high:
         raise ValueError(f"{name} must be in (0, {high}], got {value!r}")
     return float(value)
+
+
+class Windowed(QueryStrategy):
+    """Base of the strategies that keep the windowed budget estimate of Žliobaitė et al. (2014).
+
+    ``u_t = u_{t-1} (w - 1) / w + l_t``; a label may be requested while
+    ``u_t / w < budget``. Subclasses call ``_reset`` (which resets ``_u``)
+    and update ``self._u = self._u * self._decay + query`` in ``ask``.
+    """
+
+    def __init__(self, budget: float = 0.1, w: int = 100):
+        super().__init__(budget)
+        self.w = check_window(w)
+
+    def _reset(self) -> None:
+        self._u = 0.0
+        self._decay = (self.w - 1) / self.w

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 from statistics import NormalDist
 
-from streamal.strategies.base import QueryStrategy, check_unit, check_window
+from streamal.strategies.base import Windowed, check_unit
 
 __all__ = ["EmaUncertaintyFilter"]
 
 
-class EmaUncertaintyFilter(QueryStrategy):
+class EmaUncertaintyFilter(Windowed):
     """Query when the utility exceeds its exponential moving mean by ``k`` deviations.
 
     The mean and variance are exponentially weighted (West 1979), so the
@@ -55,14 +55,13 @@ class EmaUncertaintyFilter(QueryStrategy):
         self, budget: float = 0.1, alpha: float = 0.01, k: float | None = None,
         adapt: float = 0.01, w: int = 100,
     ):  # fmt: skip
-        super().__init__(budget)
+        super().__init__(budget, w)
         self.alpha = check_unit("alpha", alpha)
         if k is not None and (isinstance(k, bool) or not isinstance(k, int | float)):
             raise TypeError(f"k must be a number or None, got {k!r}")
         self.k = float(k) if k is not None else NormalDist().inv_cdf(1.0 - min(budget, 0.999))
         self._k_given = k
         self.adapt = check_unit("adapt", adapt, low_open=False)
-        self.w = check_window(w)
         self._reset()
 
     def _params(self) -> dict:
@@ -70,11 +69,10 @@ class EmaUncertaintyFilter(QueryStrategy):
                 "adapt": self.adapt, "w": self.w}  # fmt: skip
 
     def _reset(self) -> None:
+        super()._reset()
         self._k = self.k
         self._mean: float | None = None
         self._var = 0.0
-        self._u = 0.0
-        self._decay = (self.w - 1) / self.w
 
     def ask(self, utility: float, allowed: bool = True) -> bool:
         mean = self._mean

@@ -12,23 +12,21 @@ from __future__ import annotations
 import math
 import random as _random
 
-from streamal.strategies.base import QueryStrategy, check_unit, check_window
+from streamal.strategies.base import Windowed, check_unit
 
 __all__ = ["EntropySampling", "SelectiveSampling"]
 
 
-class _Drawn(QueryStrategy):
+class _Drawn(Windowed):
     """A draw against ``_probability(utility)``, gated by the windowed estimate."""
 
     def __init__(self, budget: float, w: int, seed: int | None):
-        super().__init__(budget)
-        self.w = check_window(w)
+        super().__init__(budget, w)
         self.seed = seed
 
     def _reset(self) -> None:
+        super()._reset()
         self._rng = _random.Random(self.seed)
-        self._u = 0.0
-        self._decay = (self.w - 1) / self.w
 
     def _probability(self, utility: float) -> float:
         raise NotImplementedError

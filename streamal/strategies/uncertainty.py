@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import random as _random
 
-from streamal.strategies.base import QueryStrategy, check_unit, check_window
+from streamal.strategies.base import Windowed, check_unit
 
 __all__ = [
     "FixedUncertainty",
@@ -25,19 +25,7 @@ __all__ = [
 ]
 
 
-class _Windowed(QueryStrategy):
-    """Shared parameters and state of the strategies with a windowed estimate."""
-
-    def __init__(self, budget: float = 0.1, w: int = 100):
-        super().__init__(budget)
-        self.w = check_window(w)
-
-    def _reset(self) -> None:
-        self._u = 0.0
-        self._decay = (self.w - 1) / self.w
-
-
-class FixedUncertainty(_Windowed):
+class FixedUncertainty(Windowed):
     """Query when the confidence is at most a fixed threshold.
 
     The threshold is ``1 / k + budget (1 - 1 / k)`` for ``k`` classes
@@ -81,7 +69,7 @@ class FixedUncertainty(_Windowed):
         return query
 
 
-class VariableUncertainty(_Windowed):
+class VariableUncertainty(Windowed):
     """Query when the confidence is below a threshold that adapts to the stream.
 
     After a query the threshold shrinks by ``(1 - step)``, after a skipped
