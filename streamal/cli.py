@@ -188,7 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             exploration=s["learner.exploration"],
             confidence_drift=s["learner.confidence_drift"],
             second_opinion_below=s["learner.second_opinion_below"],
-            background=s["learner.background"] and s["learner.drift"] != "none",
+            background=s["learner.background"],
             drift_boost=s["learner.drift_boost"],
             boost_window=s["learner.boost_window"],
             pacing=pacing_from_settings(s),

@@ -138,12 +138,14 @@ def run_strategy(
     model: str = "logistic_regression",
     drift: str = "adwin",
     exploration: float = 0.0,
-    drift_boost: float = 1.0,
-    background: bool = False,
-    confidence_drift: bool = False,
     on_progress: Callable[[int], None] | None = None,
+    **learner_options: Any,
 ) -> RunResult:
-    """Prequential run of one strategy (by name) over a labelled stream."""
+    """Prequential run of one strategy (by name) over a labelled stream.
+
+    ``learner_options`` go to ``ActiveLearner`` (``drift_boost``,
+    ``background``, ``confidence_drift`` ...).
+    """
     classes = _classes(ys)
     # the random baseline spends the whole budget (bounded by the cap), not
     # the 88 % of it that the windowed estimate lets through
@@ -157,13 +159,11 @@ def run_strategy(
         classes=classes,
         drift=make_drift_monitor(drift, seed),
         exploration=exploration,
-        drift_boost=drift_boost,
-        background=background and drift != "none",
-        confidence_drift=confidence_drift,
         seed=seed,
         pending_ttl=None,
         max_pending=10**9,
         clock=lambda: 0.0,
+        **learner_options,
     )
     waiting: deque[tuple[int, str, Any]] = deque()
     correct = 0
@@ -244,15 +244,14 @@ def replay(
     model: str = "logistic_regression",
     drift: str = "adwin",
     exploration: float = 0.0,
-    drift_boost: float = 1.0,
-    background: bool = False,
-    confidence_drift: bool = False,
     progress: Progress | None = None,
+    **learner_options: Any,
 ) -> dict[str, Any]:
     """Run strategies x seeds, random sampling x seeds and all labels once.
 
     Deterministic strategies run once whatever ``seeds`` is: every seed
-    would give the same decisions.
+    would give the same decisions. ``learner_options`` go to every learner
+    and into the result.
     """
     names = list(dict.fromkeys([*strategies, RANDOM]))
     runs: list[RunResult] = []
@@ -262,8 +261,7 @@ def replay(
             runs.append(
                 run_strategy(
                     xs, ys, name, budget=budget, seed=seed, delay=delay, model=model,
-                    drift=drift, exploration=exploration, drift_boost=drift_boost,
-                    background=background, confidence_drift=confidence_drift, on_progress=step,
+                    drift=drift, exploration=exploration, on_progress=step, **learner_options,
                 )
             )  # fmt: skip
     runs.append(run_all_labels(xs, ys, model=model, delay=delay, on_progress=step))
@@ -296,9 +294,7 @@ def replay(
         "delay": delay,
         "model": model,
         "exploration": exploration,
-        "drift_boost": drift_boost,
-        "background": background,
-        "confidence_drift": confidence_drift,
+        **learner_options,
         "records": len(ys),
         "summary": summary,
         "runs": [asdict(r) for r in runs],
