@@ -76,12 +76,14 @@ class BudgetCap:
     record as seen); ``spend(query)`` records the final decision.
     """
 
+    #: a loan after drift: (first record, last record, extra rate); a class
+    #: default, so caps saved before loans existed read None
+    _loan: tuple[int, int, float] | None = None
+
     def __init__(self, budget: float = 0.1):
         self.budget = check_budget(budget)
         self.seen = 0
         self.queried = 0
-        # a loan after drift: (first record, last record, extra rate)
-        self._loan: tuple[int, int, float] | None = None
 
     def allows(self) -> bool:
         self.seen += 1
@@ -108,7 +110,7 @@ class BudgetCap:
         self._loan = (self.seen, self.seen + records, float(extra_rate))
 
     def _on_loan(self, queried: int, seen: int) -> bool:
-        loan = getattr(self, "_loan", None)  # caps saved before loans existed have none
+        loan = self._loan
         if loan is None:
             return False
         start, end, rate = loan

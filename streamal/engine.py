@@ -296,7 +296,7 @@ class Engine:
         learner = self.learner
         acc = learner.weighted_accuracy
         threshold = learner.threshold
-        team = learner.annotators.snapshot() if hasattr(learner, "annotators") else {}
+        team = learner.annotators.snapshot()
         reliability = "".join(f" {name}~{value:.2f}" for name, value in sorted(team.items()))
         print(
             f"records={self.stats.records} requested={learner.n_queries} "

@@ -63,6 +63,8 @@ class SimulatedAnnotator:
         self._rng = random.Random(seed)
         self._queue: deque[tuple[float, str, Any, int]] = deque()
         self._classes: list[Any] = []
+        # true labels of answered requests, for a second opinion (teams only)
+        self._truth: OrderedDict[str, Any] = OrderedDict()
         self.answered = 0
         self.flipped = 0
 
@@ -79,16 +81,16 @@ class SimulatedAnnotator:
         out = []
         queue = self._queue
         while queue and queue[0][0] <= now:
-            _, request_id, true_label, *who = queue.popleft()
+            _, request_id, true_label, who = queue.popleft()
             label = true_label
-            name, noise = self.team[who[0] if who else 0]
+            name, noise = self.team[who]
             if noise and len(self._classes) > 1 and self._rng.random() < noise:
                 label = self._rng.choice([c for c in self._classes if c != label])
                 self.flipped += 1
             self.answered += 1
             out.append(Label(request_id, label, name))
             if len(self.team) > 1:  # kept for a second opinion
-                truth = self.__dict__.setdefault("_truth", OrderedDict())
+                truth = self._truth
                 truth[request_id] = true_label
                 if len(truth) > 100_000:
                     truth.popitem(last=False)
@@ -96,7 +98,7 @@ class SimulatedAnnotator:
 
     def ask_again(self, request_id: str, now: float, exclude: str) -> bool:
         """Send a request answered before to another annotator of the team; False if none."""
-        truth = self.__dict__.get("_truth", {})
+        truth = self._truth
         others = [i for i, (name, _) in enumerate(self.team) if name != exclude]
         if request_id not in truth or not others:
             return False
@@ -106,4 +108,7 @@ class SimulatedAnnotator:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.__dict__.setdefault("team", [(self.name, self.noise)])  # saved before teams
+        if "team" not in state:  # saved before teams: one annotator, queue without its index
+            self.team = [(self.name, self.noise)]
+            self._truth = OrderedDict()
+            self._queue = deque((*entry, 0) for entry in self._queue)
