@@ -23,7 +23,23 @@ from typing import Any
 __all__ = ["LabelRate", "CostBudget"]
 
 
-class LabelRate:
+class _Guard:
+    """``allows(record, now)`` says, ``spend(record, now, query)`` records."""
+
+    def allows(self, record: Any, now: float = 0.0) -> bool:
+        raise NotImplementedError
+
+    def spend(self, record: Any, now: float = 0.0, query: bool = False) -> None:
+        raise NotImplementedError
+
+    def take(self, record: Any = None, now: float = 0.0) -> bool:
+        """``allows`` then ``spend``: one call for a loop of your own."""
+        ok = self.allows(record, now)
+        self.spend(record, now, ok)
+        return ok
+
+
+class LabelRate(_Guard):
     """At most ``per_hour`` labels an hour on average, ``burst`` at once, ``per_day`` a day.
 
     A token bucket: it holds up to ``burst`` labels and refills at
@@ -58,18 +74,19 @@ class LabelRate:
         self._day: int | None = None
         self.today = 0
 
+    def _tokens_at(self, now: float) -> float:
+        if self._last is not None and now > self._last:
+            return min(self.burst, self.tokens + (now - self._last) * self.per_hour / 3600.0)
+        return self.tokens
+
     def allows(self, record: Any = None, now: float = 0.0) -> bool:
         """Whether a query is allowed at ``now``; changes nothing."""
-        tokens = self.tokens
-        if self._last is not None and now > self._last:
-            tokens = min(self.burst, tokens + (now - self._last) * self.per_hour / 3600.0)
         today = self.today if self._day == int(now // 86_400) else 0
-        return tokens >= 1.0 and (self.per_day is None or today < self.per_day)
+        return self._tokens_at(now) >= 1.0 and (self.per_day is None or today < self.per_day)
 
     def spend(self, record: Any = None, now: float = 0.0, query: bool = False) -> None:
         """Advance the bucket to ``now`` and take a label if ``query``."""
-        if self._last is not None and now > self._last:
-            self.tokens = min(self.burst, self.tokens + (now - self._last) * self.per_hour / 3600.0)
+        self.tokens = self._tokens_at(now)
         if self._last is None or now > self._last:
             self._last = now
         day = int(now // 86_400)
@@ -79,14 +96,8 @@ class LabelRate:
             self.tokens -= 1.0
             self.today += 1
 
-    def take(self, record: Any = None, now: float = 0.0) -> bool:
-        """``allows`` then ``spend``: one call for a loop of your own."""
-        ok = self.allows(record, now)
-        self.spend(record, now, ok)
-        return ok
 
-
-class CostBudget:
+class CostBudget(_Guard):
     """At most ``per_record`` cost units per record on average, so cheap labels go further.
 
     Each record's cost comes from a feature (``cost="pages"``) or a function
@@ -129,8 +140,3 @@ class CostBudget:
         self.seen += 1
         if query:
             self.spent += self.cost_of(features)
-
-    def take(self, features: Mapping[str, Any], now: float = 0.0) -> bool:
-        ok = self.allows(features, now)
-        self.spend(features, now, ok)
-        return ok
