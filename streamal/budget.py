@@ -135,15 +135,24 @@ class BudgetCap:
         >>> sum(queries), cap.queried, cap.seen
         (11, 11, 100)
         """
-        ask, budget = strategy.ask, self.budget
+        budget = self.budget
         queried, seen = self.queried, self.seen
+        fast = getattr(strategy, "ask_under_cap", None)
+        if fast is not None and self._loan is None:
+            made = fast(utilities, budget, queried, seen)
+            if made is not None:
+                self.queried, self.seen = queried + sum(made[0]), seen + len(utilities)
+                return made
+        ask = strategy.ask
         queries: list[bool] = []
         probabilities: list[float] = []
         add_query, add_probability = queries.append, probabilities.append
         try:
             for utility in utilities:
                 seen += 1
-                allowed = queried <= budget * seen or self._on_loan(queried, seen)  # as allows()
+                allowed = queried <= budget * seen or (  # as allows()
+                    self._loan is not None and self._on_loan(queried, seen)
+                )
                 query = ask(utility, allowed)
                 queried += query
                 add_query(query)

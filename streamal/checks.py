@@ -43,6 +43,31 @@ def check_batch_equals_one_at_a_time(factory: Factory) -> None:
     assert a.ask_many(us) == [b.ask(u) for u in us], "ask_many differs from ask in turn"
 
 
+def check_batch_under_cap_equals_ask(factory: Factory) -> None:
+    """A strategy's own ``ask_under_cap`` loop decides as ``ask`` does under the cap."""
+    us = _utilities(2000)
+    for budget in (0.05, 0.3):
+        a, b = factory(9), factory(9)
+        queried = seen = 0
+        made = a.ask_under_cap(us[:1200], budget, queried, seen)
+        if made is None:
+            return
+        queries, probabilities = made
+        tail = a.ask_under_cap(us[1200:], budget, sum(queries), 1200)
+        assert tail is not None
+        expected_queries, expected_probabilities = [], []
+        for u in us:
+            seen += 1
+            query = b.ask(u, queried <= budget * seen)
+            queried += query
+            expected_queries.append(query)
+            expected_probabilities.append(b.query_probability)
+        assert queries + tail[0] == expected_queries, "ask_under_cap decides otherwise than ask"
+        assert probabilities + tail[1] == expected_probabilities, "query probabilities differ"
+        assert a.threshold == b.threshold, "ask_under_cap left another state than ask"
+        assert a.ask(0.5) == b.ask(0.5), "ask after ask_under_cap differs"
+
+
 def check_pickle_resumes(factory: Factory) -> None:
     us = _utilities(2000)
     s = factory(5)
@@ -90,6 +115,7 @@ def yield_checks(factory: Factory) -> Iterator[Callable[[], None]]:
     for check in (
         check_same_seed_same_decisions,
         check_batch_equals_one_at_a_time,
+        check_batch_under_cap_equals_ask,
         check_pickle_resumes,
         check_clone_is_fresh,
         check_no_input_mutation,

@@ -62,6 +62,21 @@ class QueryStrategy:
         ask = self.ask
         return [ask(u) for u in utilities]
 
+    def ask_under_cap(
+        self, utilities: list[float], budget: float, queried: int, seen: int
+    ) -> tuple[list[bool], list[float]] | None:
+        """``ask`` on each utility under a hard cap, in one loop; ``None`` if not offered.
+
+        The cap allows a query while ``queried <= budget * seen`` (``seen``
+        counting the record at hand). A strategy whose ``ask`` is cheap may
+        override this with a loop that keeps its state in local variables:
+        the batch path then costs a fraction of one ``ask`` call a record.
+        It must make exactly the decisions ``ask`` makes (the shared
+        strategy checks test it) and return them with the query
+        probabilities.
+        """
+        return None
+
     def on_drift(self) -> None:
         """React to a detected concept drift (default: nothing to reset)."""
 

@@ -80,3 +80,31 @@ class BalancedIncrementalQuantileFilter(QueryStrategy):
         self._queried += query
         self.query_probability = 1.0 if query else 0.0
         return query
+
+    def ask_under_cap(
+        self, utilities: list[float], budget: float, queried: int, seen: int
+    ) -> tuple[list[bool], list[float]] | None:
+        if type(self).ask is not BalancedIncrementalQuantileFilter.ask:
+            return None
+        window, ordered, w, w_tol = self._window, self._sorted, self.w, self.w_tol
+        own, level = self.budget, 1 - self.budget
+        n_seen, n_queried, threshold = self._seen, self._queried, self.threshold
+        pop, push = window.popleft, window.append
+        queries = []
+        add = queries.append
+        for utility in utilities:
+            seen += 1
+            if len(window) == w:
+                del ordered[bisect_left(ordered, pop())]
+            push(utility)
+            insort(ordered, utility)
+            n_seen += 1
+            acq_left = own * n_seen - n_queried
+            threshold = _quantile(ordered, level) - (ordered[-1] - ordered[0]) * (acq_left / w_tol)
+            query = queried <= budget * seen and utility >= threshold
+            n_queried += query
+            queried += query
+            add(query)
+        self._seen, self._queried, self.threshold = n_seen, n_queried, threshold
+        self.query_probability = 1.0 if queries and queries[-1] else 0.0
+        return queries, [1.0 if q else 0.0 for q in queries]

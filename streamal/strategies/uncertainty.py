@@ -68,6 +68,24 @@ class FixedUncertainty(Windowed):
         self.query_probability = 1.0 if query else 0.0
         return query
 
+    def ask_under_cap(
+        self, utilities: list[float], budget: float, queried: int, seen: int
+    ) -> tuple[list[bool], list[float]] | None:
+        if type(self).ask is not FixedUncertainty.ask:
+            return None
+        u, w, decay, own, threshold = self._u, self.w, self._decay, self.budget, self.threshold
+        queries = []
+        add = queries.append
+        for utility in utilities:
+            seen += 1
+            query = queried <= budget * seen and u / w < own and 1.0 - utility <= threshold
+            u = u * decay + query
+            queried += query
+            add(query)
+        self._u = u
+        self.query_probability = 1.0 if queries and queries[-1] else 0.0
+        return queries, [1.0 if q else 0.0 for q in queries]
+
 
 class VariableUncertainty(Windowed):
     """Query when the confidence is below a threshold that adapts to the stream.
@@ -122,6 +140,29 @@ class VariableUncertainty(Windowed):
         self._u = self._u * self._decay + query
         self.query_probability = 1.0 if query else 0.0
         return query
+
+    def ask_under_cap(
+        self, utilities: list[float], budget: float, queried: int, seen: int
+    ) -> tuple[list[bool], list[float]] | None:
+        if type(self).ask is not VariableUncertainty.ask:  # a subclass decides otherwise
+            return None
+        u, w, decay, own, threshold = self._u, self.w, self._decay, self.budget, self.threshold
+        down, up = self._down, self._up
+        queries = []
+        add = queries.append
+        for utility in utilities:
+            seen += 1
+            if queried <= budget * seen and u / w < own:
+                query = 1.0 - utility < threshold
+                threshold *= down if query else up
+            else:
+                query = False
+            u = u * decay + query
+            queried += query
+            add(query)
+        self._u, self.threshold = u, threshold
+        self.query_probability = 1.0 if queries and queries[-1] else 0.0
+        return queries, [1.0 if q else 0.0 for q in queries]
 
 
 def _normal_sf(x: float) -> float:
