@@ -397,6 +397,7 @@ class ActiveLearner:
         self._strategy = strategy
         # a strategy that looks at the features (density) is shown each record
         self._observes = bool(getattr(strategy, "needs_features", False))
+        self._hears_labels = bool(getattr(strategy, "needs_labels", False))
         self._refresh()
         # what decides: the strategy, or the strategy with an exploration floor
         wrap = self.exploration or self.drift_boost > 1.0
@@ -547,6 +548,8 @@ class ActiveLearner:
 
     def _learn_features(self, features: dict[str, Any], label: Any, weight: float) -> None:
         self.model.learn_one(features, label, weight)
+        if self._hears_labels:
+            self.strategy.learned(features, label)
         background = self.background
         if background is not None:
             if self.labels_applied - self._background_since > self.background_patience:
@@ -606,7 +609,8 @@ class ActiveLearner:
         # what states saved before an option existed lack: the option off
         defaults = {
             "exploration": 0.0, "drift_boost": 1.0, "boost_window": 500, "_seed": 0,
-            "confidence_drift": None, "_observes": False, "pacing": (), "warning": None,
+            "confidence_drift": None, "_observes": False, "_hears_labels": False, "pacing": (),
+            "warning": None,
             "background": None, "model_swaps": 0, "background_patience": 500,
             "_background_since": 0, "annotators": AnnotatorReliability(),
             "second_opinion_below": 0.0, "second_opinions": [], "_held": {},

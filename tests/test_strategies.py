@@ -216,3 +216,146 @@ def test_density_based_skips_outliers_the_learner_shows_it():
         if learner.decide(x, now=0.0).query:
             asked["outlier" if outlier else "dense"] += 1
     assert asked["outlier"] == 0 and asked["dense"] > 300
+
+
+# -- probabilistic active learning ------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(2, 4).flatmap(lambda n: st.lists(st.floats(0.0, 40.0), min_size=n, max_size=n)),
+    st.integers(1, 3),
+    st.sampled_from([1e-3, 0.1, 1.0]),
+)
+def test_expected_gain_is_scikit_activeml_cost_reduction(frequencies, m_max, prior):
+    from skactiveml.pool._probabilistic_al import cost_reduction
+
+    from streamal.strategies.pal import expected_gain
+
+    theirs = float(cost_reduction(np.array([frequencies]), m_max=m_max, prior=prior)[0])
+    assert expected_gain(frequencies, prior, m_max) == pytest.approx(theirs, rel=1e-9, abs=1e-12)
+
+
+def _two_gaussians(n, seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    X = rng.normal(0, 1, (n, 2)) + np.where(y[:, None] == 1, 1.0, -1.0)
+    return X, y
+
+
+@pytest.mark.parametrize("budget", [0.1, 0.2])
+def test_probabilistic_al_decides_as_scikit_activeml_on_the_same_frequencies(budget):
+    """Given the frequencies scikit-activeml's Parzen window classifier gives, same decisions."""
+    from skactiveml.classifier import ParzenWindowClassifier
+    from skactiveml.stream import StreamProbabilisticAL
+
+    from streamal.strategies.pal import expected_gain
+
+    X, y = _two_gaussians(400, seed=1)
+    theirs_strategy = StreamProbabilisticAL(budget=budget)  # frequencies from clf
+    ours = S.ProbabilisticActiveLearning(budget=budget)
+    clf = ParzenWindowClassifier(classes=[0, 1], metric="rbf", metric_dict={"gamma": "mean"})
+    y_known = np.full(len(y), np.nan)
+    y_known[:2] = y[:2]  # a first label of each class, as both need some frequencies
+    same = 0
+    for t in range(2, len(y)):
+        x = X[t : t + 1]
+        queried, utilities = theirs_strategy.query(
+            x, clf=clf, X=X[:t], y=y_known[:t], fit_clf=True, return_utilities=True
+        )
+        theirs_strategy.update(x, queried, {"utilities": utilities})
+        clf.fit(X[:t], y_known[:t])
+        gain = expected_gain(clf.predict_freq(x)[0].tolist())
+        asked = ours.ask(gain)
+        same += asked == (len(queried) > 0)
+        if len(queried):
+            y_known[t] = y[t]
+    assert same == len(y) - 2
+    assert 0.5 * budget * len(y) < np.sum(~np.isnan(y_known)) < 1.5 * budget * len(y)
+
+
+def test_probabilistic_al_spends_like_scikit_activeml_end_to_end():
+    """Our own frequency estimate: as often, and as much near the boundary, as theirs."""
+    from skactiveml.classifier import ParzenWindowClassifier
+    from skactiveml.stream import StreamProbabilisticAL
+
+    X, y = _two_gaussians(1200, seed=2)
+    theirs_strategy = StreamProbabilisticAL(budget=0.1)
+    clf = ParzenWindowClassifier(classes=[0, 1], metric="rbf", metric_dict={"gamma": "mean"})
+    y_known = np.full(len(y), np.nan)
+    ours = S.ProbabilisticActiveLearning(budget=0.1)
+    ours_asked, theirs_asked = [], []
+    for t in range(len(y)):
+        x = X[t : t + 1]
+        queried, utilities = theirs_strategy.query(
+            x, clf=clf, X=X[: max(t, 1)], y=y_known[: max(t, 1)], fit_clf=True,
+            return_utilities=True,
+        )  # fmt: skip
+        theirs_strategy.update(x, queried, {"utilities": utilities})
+        if len(queried):
+            y_known[t] = y[t]
+            theirs_asked.append(t)
+        features = {"a": float(X[t, 0]), "b": float(X[t, 1])}
+        ours.observe(features)
+        if ours.ask(1.0):
+            ours.learned(features, int(y[t]))
+            ours_asked.append(t)
+    near = lambda ts: np.mean(np.abs(X[ts].sum(axis=1)) < 1.0)  # noqa: E731
+    everywhere = np.mean(np.abs(X.sum(axis=1)) < 1.0)
+    assert abs(len(ours_asked) - len(theirs_asked)) < 0.03 * len(y)
+    # both prefer the boundary region over the stream at large, to a similar degree
+    assert near(ours_asked) > everywhere and near(theirs_asked) > everywhere
+    assert abs(near(ours_asked) - near(theirs_asked)) < 0.1
+
+
+def test_probabilistic_al_learns_from_the_labels_the_learner_applies():
+    from streamal import ActiveLearner
+
+    strategy = S.ProbabilisticActiveLearning(budget=0.2)
+    learner = ActiveLearner(strategy=strategy)
+    X, y = _two_gaussians(600, seed=3)
+    for x, label in zip(X, y, strict=True):
+        d = learner.decide({"a": float(x[0]), "b": float(x[1])})
+        if d.query:
+            learner.learn(d.request_id, int(label))
+    assert len(strategy._labelled) == learner.labels_applied > 50
+    restored = ActiveLearner.from_state(learner.state())
+    x = {"a": 0.1, "b": -0.2}
+    assert restored.decide(x).utility == learner.decide(x).utility
+
+
+# -- cognitive dual query ---------------------------------------------------------
+
+
+def test_cognitive_dual_query_skips_noise_and_forgets_an_old_concept():
+    s = S.CognitiveDualQuery(budget=0.3, memory=50, fading=50.0)
+    rng = random.Random(5)
+    asked = {"old": 0, "noise": 0, "new": 0}
+    for i in range(1500):
+        x = [rng.gauss(0.0, 1.0) for _ in range(5)]
+        if i % 40 == 0:  # an isolated noisy record now and then, each in another direction
+            k = i // 40
+            x[k % 5] += 1000.0 * (1 if (k // 5) % 2 else -1)
+            kind = "noise"
+        elif i < 700:
+            kind = "old"
+        else:  # the concept moves far away at record 700
+            x[0] += 500.0
+            kind = "new"
+        s.observe({f"x{j}": v for j, v in enumerate(x)})
+        asked[kind] += s.ask(0.9)
+        if i == 699:  # noise is forgotten about 115 records (fading * ln 10) after it came
+            assert (np.abs(s._points) > 100).any(axis=1).sum() <= 3
+    assert asked["noise"] == 0
+    assert asked["old"] > 50 and asked["new"] > 50
+    # the old concept is no longer recalled, so it fades from memory
+    assert not (np.abs(s._points) < 100).all(axis=1).any() and s.forgotten > 0
+
+
+def test_cognitive_dual_query_invalid_parameters():
+    for params in ({"memory": 0}, {"fading": 0.0}, {"forget_below": 1.5}):
+        with pytest.raises(ValueError):
+            S.CognitiveDualQuery(**params)

@@ -7,7 +7,7 @@ configuration name them in snake_case.
 >>> strategies.get("variable_uncertainty", budget=0.05)
 VariableUncertainty(budget=0.05, theta=1.0, step=0.01, w=100)
 >>> sorted(strategies.STRATEGIES)[:3]
-['balanced_incremental_quantile_filter', 'density_based_active_learning', 'ema_uncertainty_filter']
+['balanced_incremental_quantile_filter', 'cognitive_dual_query', 'density_based_active_learning']
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ import inspect
 from typing import Any
 
 from streamal.strategies.base import QueryStrategy, snake_case
+from streamal.strategies.cognitive import CognitiveDualQuery
 from streamal.strategies.density import DensityBasedActiveLearning
 from streamal.strategies.ema import EmaUncertaintyFilter
 from streamal.strategies.exploration import Exploration
+from streamal.strategies.pal import ProbabilisticActiveLearning
 from streamal.strategies.probabilistic import EntropySampling, SelectiveSampling
 from streamal.strategies.quantile import BalancedIncrementalQuantileFilter
 from streamal.strategies.random import PeriodicSampling, RandomSampling
@@ -41,6 +43,8 @@ __all__ = [
     "EntropySampling",
     "SelectiveSampling",
     "DensityBasedActiveLearning",
+    "ProbabilisticActiveLearning",
+    "CognitiveDualQuery",
     "EmaUncertaintyFilter",
     "Exploration",
     "STRATEGIES",
@@ -62,6 +66,8 @@ STRATEGIES: dict[str, type[QueryStrategy]] = {
         SelectiveSampling,
         EmaUncertaintyFilter,
         DensityBasedActiveLearning,
+        ProbabilisticActiveLearning,
+        CognitiveDualQuery,
     )
 }
 

@@ -42,6 +42,9 @@ class QueryStrategy:
     #: True for strategies that look at each record's features: the learner
     #: then calls ``observe(features)`` before each ``ask``
     needs_features: bool = False
+    #: True for strategies that keep labelled records: the learner calls
+    #: ``learned(features, label)`` for each label it learns from
+    needs_labels: bool = False
     query_probability: float = 0.0
 
     def __init__(self, budget: float = 0.1):
