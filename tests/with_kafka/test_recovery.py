@@ -34,7 +34,8 @@ class Progress:
         deadline = time.monotonic() + timeout
         while self.records < n and self.proc.poll() is None:
             if time.monotonic() > deadline:
-                raise AssertionError(f"no progress past {self.records} records")
+                tail = "".join(self.lines[-30:])
+                raise AssertionError(f"no progress past {self.records} records; stderr:\n{tail}")
             time.sleep(0.02)
 
 
