@@ -339,7 +339,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             raise ConfigError(f"{path}: no labelled records (is there a 'label' column?)")
         if skipped:
             log.warning("%s: skipped %d malformed rows", path, skipped)
-        total = runs_needed(strategies, args.seeds) * len(ys)
+        total = runs_needed(strategies, args.seeds, args.exploration, args.drift_boost) * len(ys)
         for budget in budgets:
             progress = None
             if args.progress is not False:

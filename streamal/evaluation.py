@@ -250,14 +250,16 @@ def replay(
     """Run strategies x seeds, random sampling x seeds and all labels once.
 
     Deterministic strategies run once whatever ``seeds`` is: every seed
-    would give the same decisions. ``learner_options`` go to every learner
-    and into the result.
+    would give the same decisions. With exploration or a drift boost every
+    strategy draws, so each runs under every seed. ``learner_options`` go
+    to every learner and into the result.
     """
     names = list(dict.fromkeys([*strategies, RANDOM]))
     runs: list[RunResult] = []
     step = progress.advance if progress is not None else None
+    drift_boost = learner_options.get("drift_boost", 1.0)
     for name in names:
-        for seed in range(seeds) if takes_seed(name) else [0]:
+        for seed in range(seeds) if _draws(name, exploration, drift_boost) else [0]:
             runs.append(
                 run_strategy(
                     xs, ys, name, budget=budget, seed=seed, delay=delay, model=model,
@@ -320,9 +322,16 @@ def label_efficiency(accuracy: float, random: float, every_label: float) -> floa
     return (accuracy - random) / gap if gap >= MIN_GAP else None
 
 
-def runs_needed(strategies: Sequence[str], seeds: int) -> int:
+def _draws(name: str, exploration: float, drift_boost: float) -> bool:
+    """Whether a run's decisions depend on its seed."""
+    return takes_seed(name) or exploration > 0 or drift_boost > 1.0
+
+
+def runs_needed(
+    strategies: Sequence[str], seeds: int, exploration: float = 0.0, drift_boost: float = 1.0
+) -> int:
     names = list(dict.fromkeys([*strategies, RANDOM]))
-    return sum(seeds if takes_seed(n) else 1 for n in names) + 1
+    return sum(seeds if _draws(n, exploration, drift_boost) else 1 for n in names) + 1
 
 
 def format_table(result: dict[str, Any], title: str = "") -> str:

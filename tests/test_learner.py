@@ -328,6 +328,21 @@ def test_live_accuracy_estimate_is_honest_with_exploration():
     assert honest.labels_used <= 0.1 + 1 / len(ys)
 
 
+def test_replay_runs_a_deterministic_strategy_under_every_seed_once_it_explores():
+    from streamal.evaluation import replay, runs_needed
+
+    data = [({str(k): v for k, v in x.items()}, y) for x, y in synth.SEA(seed=6).take(1_000)]
+    xs, ys = [x for x, _ in data], [y for _, y in data]
+    name = "balanced_incremental_quantile_filter"
+    for exploration, expected in ((0.0, 1), (0.02, 3)):
+        result = replay(xs, ys, [name], budget=0.1, seeds=3, exploration=exploration)
+        rows = {row["strategy"]: row for row in result["summary"]}
+        assert rows[name]["runs"] == expected
+        accuracies = {r["accuracy"] for r in result["runs"] if r["strategy"] == name}
+        assert (len(accuracies) > 1) == (expected > 1)  # the seeds draw differently
+        assert runs_needed([name], 3, exploration) == expected + 3 + 1
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     probas=st.lists(probability_dicts, min_size=1, max_size=400),
