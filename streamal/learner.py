@@ -610,8 +610,7 @@ class ActiveLearner:
         defaults = {
             "exploration": 0.0, "drift_boost": 1.0, "boost_window": 500, "_seed": 0,
             "confidence_drift": None, "_observes": False, "_hears_labels": False, "pacing": (),
-            "warning": None,
-            "background": None, "model_swaps": 0, "background_patience": 500,
+            "warning": None, "background": None, "model_swaps": 0, "background_patience": 500,
             "_background_since": 0, "annotators": AnnotatorReliability(),
             "second_opinion_below": 0.0, "second_opinions": [], "_held": {},
         }  # fmt: skip

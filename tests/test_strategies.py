@@ -359,3 +359,23 @@ def test_cognitive_dual_query_invalid_parameters():
     for params in ({"memory": 0}, {"fading": 0.0}, {"forget_below": 1.5}):
         with pytest.raises(ValueError):
             S.CognitiveDualQuery(**params)
+
+
+def test_probabilistic_al_density_weight_discounts_records_far_from_the_stream():
+    plain = S.ProbabilisticActiveLearning(budget=0.2)
+    weighted = S.ProbabilisticActiveLearning(budget=0.2, density=True)
+    X, y = _two_gaussians(300, seed=7)
+    for s in (plain, weighted):
+        for x, label in zip(X, y, strict=True):
+            features = {"a": float(x[0]), "b": float(x[1])}
+            s.observe(features)
+            if s.ask(1.0):
+                s.learned(features, int(label))
+    gains = {}
+    for where, point in (("tail", {"a": 3.0, "b": 3.0}), ("far", {"a": 40.0, "b": -40.0})):
+        plain.observe(point)
+        weighted.observe(point)
+        gains[where] = (plain.gain, weighted.gain)
+    # no labels near either: the far record looks worth more, until its density counts
+    assert gains["far"][0] > gains["tail"][0] > 0
+    assert gains["far"][1] < gains["tail"][1] <= gains["tail"][0]
