@@ -9,13 +9,12 @@ from typing import Any
 import numpy as np
 
 from streamal.strategies.base import check_unit, check_window
-from streamal.strategies.density import _number
-from streamal.strategies.uncertainty import VariableUncertainty
+from streamal.strategies.density import _NearestNeighbourGate
 
 __all__ = ["CognitiveDualQuery"]
 
 
-class CognitiveDualQuery(VariableUncertainty):
+class CognitiveDualQuery(_NearestNeighbourGate):
     """Query a record only if it is both representative and uncertain; forget as people do.
 
     The strategy keeps a memory of recent records. A new record *recalls*
@@ -65,8 +64,6 @@ class CognitiveDualQuery(VariableUncertainty):
     Learning Systems 34(1), 186-200.
     """
 
-    needs_features = True
-
     def __init__(
         self, budget: float = 0.1, theta: float = 1.0, step: float = 0.01, w: int = 100,
         memory: int = 100, fading: float = 200.0, forget_below: float = 0.1,
@@ -78,22 +75,15 @@ class CognitiveDualQuery(VariableUncertainty):
 
     def _reset(self) -> None:
         super()._reset()
-        self._columns: list[str] | None = None
-        self._points = np.empty((0, 0))
-        self._nearest = np.empty(0)  # each memory's distance to its nearest later record
         self._recalls = np.empty(0)
         self._last = np.empty(0)  # when each memory was last recalled
         self._t = 0
-        self.density: int | None = None
         self.forgotten = 0
 
     def observe(self, features: Mapping[str, Any]) -> None:
         """Measure how representative the record about to be asked about is, and remember it."""
-        if self._columns is None:
-            self._columns = [k for k, v in features.items() if isinstance(v, int | float)]
-            self._points = np.empty((0, len(self._columns)))
         self._t += 1
-        x = np.array([_number(features.get(k)) for k in self._columns], dtype=float)
+        x = self._vector(features)
         own = np.inf
         if len(self._points):
             dist = np.sqrt(((self._points - x) ** 2).sum(axis=1))
@@ -134,8 +124,3 @@ class CognitiveDualQuery(VariableUncertainty):
         self._nearest = np.delete(self._nearest, i)
         self._recalls = np.delete(self._recalls, i)
         self._last = np.delete(self._last, i)
-
-    def ask(self, utility: float, allowed: bool = True) -> bool:
-        representative = self.density is None or self.density > 0
-        self.density = None  # one observation per ask
-        return super().ask(utility, allowed and representative)

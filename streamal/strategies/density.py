@@ -13,7 +13,37 @@ from streamal.strategies.uncertainty import VariableUncertainty
 __all__ = ["DensityBasedActiveLearning"]
 
 
-class DensityBasedActiveLearning(VariableUncertainty):
+class _NearestNeighbourGate(VariableUncertainty):
+    """Variable uncertainty, asked only about records whose ``density`` is positive.
+
+    Subclasses measure ``density`` in ``observe`` from the distances between
+    records, the rows of ``_points``, each with its distance to its nearest
+    later record in ``_nearest``.
+    """
+
+    needs_features = True
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._columns: list[str] | None = None
+        self._points = np.empty((0, 0))
+        self._nearest = np.empty(0)
+        self.density: int | None = None
+
+    def _vector(self, features: Mapping[str, Any]) -> np.ndarray:
+        """The record's numeric features, in the columns of the first record observed."""
+        if self._columns is None:
+            self._columns = [k for k, v in features.items() if isinstance(v, int | float)]
+            self._points = np.empty((0, len(self._columns)))
+        return np.array([_number(features.get(k)) for k in self._columns], dtype=float)
+
+    def ask(self, utility: float, allowed: bool = True) -> bool:
+        dense = self.density is None or self.density > 0
+        self.density = None  # one observation per ask
+        return super().ask(utility, allowed and dense)
+
+
+class DensityBasedActiveLearning(_NearestNeighbourGate):
     """Variable uncertainty, but only for records in dense regions of the recent stream.
 
     A record's local density factor counts the records of a sliding window
@@ -51,8 +81,6 @@ class DensityBasedActiveLearning(VariableUncertainty):
     PMLR 36, 133-148.
     """
 
-    needs_features = True
-
     def __init__(
         self, budget: float = 0.1, theta: float = 1.0, step: float = 0.01, w: int = 100,
         window: int = 100,
@@ -60,19 +88,9 @@ class DensityBasedActiveLearning(VariableUncertainty):
         self.window = check_window(window)
         super().__init__(budget, theta, step, w)
 
-    def _reset(self) -> None:
-        super()._reset()
-        self._columns: list[str] | None = None
-        self._points = np.empty((0, 0))
-        self._nearest = np.empty(0)  # distance of each window record to its nearest later one
-        self.density: int | None = None
-
     def observe(self, features: Mapping[str, Any]) -> None:
         """Measure the density of the record about to be asked about."""
-        if self._columns is None:
-            self._columns = [k for k, v in features.items() if isinstance(v, int | float)]
-            self._points = np.empty((0, len(self._columns)))
-        x = np.array([_number(features.get(k)) for k in self._columns], dtype=float)
+        x = self._vector(features)
         own = np.inf  # its own nearest neighbour among the window, as the paper keeps it
         if len(self._points):
             dist = np.sqrt(((self._points - x) ** 2).sum(axis=1))
@@ -84,11 +102,6 @@ class DensityBasedActiveLearning(VariableUncertainty):
             self.density = 0
         self._points = np.vstack([self._points, x])[-self.window :]
         self._nearest = np.append(self._nearest, own)[-self.window :]
-
-    def ask(self, utility: float, allowed: bool = True) -> bool:
-        dense = self.density is None or self.density > 0
-        self.density = None  # one observation per ask
-        return super().ask(utility, allowed and dense)
 
 
 def _number(value: Any) -> float:
