@@ -150,12 +150,7 @@ class PendingRequests:
     def pop(self, request_id: str, now: float) -> PendingRequest | str:
         """The request, or the reason it cannot take a label: unknown, duplicate, expired."""
         if self.ttl is not None:
-            order = self._open_order
-            # expire() only when the oldest entry may be due: most labels find it young
-            if order:
-                oldest = self._open.get(order[0])
-                if oldest is None or oldest.created <= now - self.ttl:
-                    self.expire(now)
+            self.expire(now)
         req = self._open.pop(request_id, None)
         if req is None:
             why = self._closed.get(request_id)
