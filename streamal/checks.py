@@ -98,6 +98,23 @@ def check_spends_about_the_budget(factory: Factory) -> None:
     assert spent <= s.budget * 1.25 + 0.002, f"spent {spent:.3f} at budget {s.budget}"
 
 
+def check_rebudget_spends_the_new_budget(factory: Factory) -> None:
+    """After ``rebudget(b / 2)`` it spends as one started at ``b / 2``: no burst, no pause."""
+    us = _utilities(20_000)
+    changed, fresh = factory(4), factory(4)
+    half = changed.budget / 2
+    changed.ask_many(us[:10_000])
+    changed.rebudget(half)
+    fresh.rebudget(half)
+    fresh.ask_many(us[:10_000])
+    after = sum(changed.ask_many(us[10_000:])) / 10_000
+    expected = sum(fresh.ask_many(us[10_000:])) / 10_000
+    assert changed.budget == half
+    assert abs(after - expected) <= 0.2 * half + 0.002, (
+        f"spent {after:.4f} after rebudget({half}), {expected:.4f} when started at it"
+    )
+
+
 def check_query_probability(factory: Factory) -> None:
     s = factory(6)
     for u in _utilities(1000):
@@ -120,6 +137,7 @@ def yield_checks(factory: Factory) -> Iterator[Callable[[], None]]:
         check_clone_is_fresh,
         check_no_input_mutation,
         check_spends_about_the_budget,
+        check_rebudget_spends_the_new_budget,
         check_query_probability,
         check_allowed_false_never_queries,
     ):

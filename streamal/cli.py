@@ -113,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
         "accuracy estimate covers every record (default: 0)",
     )  # fmt: skip
     replay.add_argument(
+        "--late-exploration", type=float, default=0.5, metavar="SHARE",
+        help="when labels come late, move up to this share of the budget to random "
+        "exploration, growing with the label delay (default: 0.5; 0: never)",
+    )  # fmt: skip
+    replay.add_argument(
+        "--late-delay", type=int, default=200, metavar="RECORDS",
+        help="label delay at which the whole late-exploration share is reached (default: 200)",
+    )  # fmt: skip
+    replay.add_argument(
         "--seeds", type=int, default=1, help="seeds per randomised strategy (default: 1)"
     )
     replay.add_argument(
@@ -186,6 +195,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             pending_ttl=s["learner.pending_ttl"],
             max_pending=s["learner.max_pending"],
             exploration=s["learner.exploration"],
+            late_exploration=s["learner.late_exploration"],
+            late_delay=s["learner.late_delay"],
             confidence_drift=s["learner.confidence_drift"],
             second_opinion_below=s["learner.second_opinion_below"],
             background=s["learner.background"],
@@ -327,6 +338,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ConfigError(f"--drift-boost: must be >= 1, got {args.drift_boost}")
     if not 0 <= args.exploration <= 1:
         raise ConfigError(f"--exploration: must be in [0, 1], got {args.exploration}")
+    if not 0 <= args.late_exploration < 1:
+        raise ConfigError(f"--late-exploration: must be in [0, 1), got {args.late_exploration}")
+    if args.late_delay < 1:
+        raise ConfigError(f"--late-delay: must be positive, got {args.late_delay}")
     if args.seeds < 1:
         raise ConfigError(f"--seeds: must be at least 1, got {args.seeds}")
     if args.delay < 0:
@@ -339,7 +354,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
             raise ConfigError(f"{path}: no labelled records (is there a 'label' column?)")
         if skipped:
             log.warning("%s: skipped %d malformed rows", path, skipped)
-        total = runs_needed(strategies, args.seeds, args.exploration, args.drift_boost) * len(ys)
+        late = args.late_exploration if args.delay else 0.0
+        total = runs_needed(strategies, args.seeds, args.exploration + late, args.drift_boost)
+        total *= len(ys)
         for budget in budgets:
             progress = None
             if args.progress is not False:
@@ -348,6 +365,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 xs, ys, strategies, budget=budget, seeds=args.seeds, delay=args.delay,
                 model=args.model, exploration=args.exploration, drift_boost=args.drift_boost,
                 background=args.background, confidence_drift=args.confidence_drift,
+                late_exploration=args.late_exploration, late_delay=args.late_delay,
                 progress=progress,
             )  # fmt: skip
             result["dataset"] = Path(path).name

@@ -51,6 +51,10 @@ def _unit(v: float) -> str | None:
     return None if 0.0 <= v <= 1.0 else f"must be in [0, 1], got {v!r}"
 
 
+def _share(v: float) -> str | None:
+    return None if 0.0 <= v < 1.0 else f"must be in [0, 1), got {v!r}"
+
+
 def _positive(v: float) -> str | None:
     return None if v > 0 else f"must be positive, got {v!r}"
 
@@ -177,6 +181,23 @@ OPTIONS: tuple[Option, ...] = (
         "query a record the strategy skipped with this probability, on top of the budget, so "
         "that the live accuracy estimate covers every record (0: never)",
         _unit,
+    ),
+    Option(
+        "learner.late_exploration",
+        "--late-exploration",
+        float,
+        0.5,
+        "when labels come late, move up to this share of the budget to random exploration, "
+        "growing with the label delay (0: never)",
+        _share,
+    ),
+    Option(
+        "learner.late_delay",
+        "--late-delay",
+        int,
+        200,
+        "label delay, in records, at which the whole late-exploration share is reached",
+        _positive,
     ),
     Option(
         "learner.second_opinion_below",

@@ -150,6 +150,8 @@ def run_strategy(
     # the random baseline spends the whole budget (bounded by the cap), not
     # the 88 % of it that the windowed estimate lets through
     params = {"w": None} if strategy == RANDOM else {}
+    if strategy == RANDOM:  # the baseline stays plain random sampling
+        learner_options = {**learner_options, "late_exploration": 0.0}
     if not 0 <= exploration < budget:
         raise ValueError(f"exploration must be in [0, budget), got {exploration}")
     learner = ActiveLearner(
@@ -250,16 +252,19 @@ def replay(
     """Run strategies x seeds, random sampling x seeds and all labels once.
 
     Deterministic strategies run once whatever ``seeds`` is: every seed
-    would give the same decisions. With exploration or a drift boost every
-    strategy draws, so each runs under every seed. ``learner_options`` go
+    would give the same decisions. With exploration, a drift boost, or late
+    labels (``delay``, unless ``late_exploration=0``) every strategy draws,
+    so each runs under every seed. ``learner_options`` go
     to every learner and into the result.
     """
     names = list(dict.fromkeys([*strategies, RANDOM]))
     runs: list[RunResult] = []
     step = progress.advance if progress is not None else None
     drift_boost = learner_options.get("drift_boost", 1.0)
+    # late labels move budget to exploration (a draw), unless that is turned off
+    late = learner_options.get("late_exploration", 0.5) if delay else 0.0
     for name in names:
-        for seed in range(seeds) if _draws(name, exploration, drift_boost) else [0]:
+        for seed in range(seeds) if _draws(name, exploration + late, drift_boost) else [0]:
             runs.append(
                 run_strategy(
                     xs, ys, name, budget=budget, seed=seed, delay=delay, model=model,
@@ -350,7 +355,9 @@ def format_table(result: dict[str, Any], title: str = "") -> str:
         f"{result['records']:,} records, budget {result['budget']:.0%}, "
         f"{result['seeds']} seed(s), label delay {result['delay']} records, model {result['model']}"
         + (f", exploration {result['exploration']:g}" if result.get("exploration") else "")
-    )
+        + (f", late exploration up to {result.get('late_exploration', 0.5):g}"
+           if result["delay"] and result.get("late_exploration", 0.5) else "")
+    )  # fmt: skip
     header = (
         f"{'strategy':<38} {'accuracy':>16} {'estimate':>9} {'error':>7} {'labels used':>12} "
         f"{'vs random':>10} {'efficiency':>10}"

@@ -95,6 +95,16 @@ class ActiveLearner:
         accuracy (``weighted_accuracy``) estimates the accuracy on all
         records, not only on the hard ones queried. The hard cap allows the
         strategy's budget plus this rate.
+    late_exploration, late_delay
+        When labels come late, move up to ``late_exploration`` of the
+        strategy's budget to exploration (records picked at random): an
+        uncertainty measured by a model that has not yet learned the last
+        ``d`` records' labels points at the wrong records. The share grows
+        with the label delay ``d`` measured in records (a running mean over
+        labels): ``late_exploration * min(1, d / late_delay)``, in steps of
+        an eighth. With labels 500 records late this lifts the default's
+        mean label efficiency from -0.17 to +0.04 (README); with labels at
+        once it changes nothing. ``0`` turns it off.
     second_opinion_below
         When a label comes from an annotator whose implied accuracy
         (``annotators.accuracy``: 1 for the annotator who agrees most with
@@ -146,6 +156,8 @@ class ActiveLearner:
         classes: Iterable[Any] | None = None,
         pacing: Iterable[Any] = (),
         exploration: float = 0.0,
+        late_exploration: float = 0.5,
+        late_delay: int = 200,
         second_opinion_below: float = 0.0,
         background: bool = False,
         background_patience: int = 500,
@@ -169,7 +181,14 @@ class ActiveLearner:
             raise ValueError(f"drift_boost must be a number >= 1, got {drift_boost!r}")
         if not (isinstance(boost_window, int) and boost_window > 0):
             raise ValueError(f"boost_window must be a positive integer, got {boost_window!r}")
+        if not (isinstance(late_exploration, int | float) and 0.0 <= late_exploration < 1.0):
+            raise ValueError(f"late_exploration must be in [0, 1), got {late_exploration!r}")
+        if not (isinstance(late_delay, int) and late_delay > 0):
+            raise ValueError(f"late_delay must be a positive integer, got {late_delay!r}")
         self.exploration = exploration
+        self.late_exploration = float(late_exploration)
+        self.late_delay = late_delay
+        self.label_delay: float | None = None  # running mean, in records
         self.drift_boost = float(drift_boost)
         self.boost_window = boost_window
         self._seed = seed
@@ -268,6 +287,7 @@ class ActiveLearner:
                 record_id=record.id,
                 prediction=prediction,
                 query_probability=query_probability,
+                position=self.n_records,
             )
         if self.n_records % _EXPIRE_EVERY == 0:
             self.pending.expire(now)
@@ -330,7 +350,7 @@ class ActiveLearner:
             record = batch[k]
             request_ids[k] = request_id = f"q-{record.id}"
             add(request_id, record.features, times[k], record.id, prediction_of(probas[k]),
-                query_probabilities[k])  # fmt: skip
+                query_probabilities[k], first + k)  # fmt: skip
         self.n_queries += sum(queries)
         if batch and (first - 1) // _EXPIRE_EVERY != self.n_records // _EXPIRE_EVERY:
             self.pending.expire(times[-1])
@@ -399,9 +419,35 @@ class ActiveLearner:
         self._observes = bool(getattr(strategy, "needs_features", False))
         self._hears_labels = bool(getattr(strategy, "needs_labels", False))
         self._refresh()
-        # what decides: the strategy, or the strategy with an exploration floor
-        wrap = self.exploration or self.drift_boost > 1.0
-        self._policy = Exploration(strategy, self.exploration, self._seed) if wrap else strategy
+        self._full_budget = strategy.budget
+        self._late_share = 0.0
+        self._decide_by()
+
+    def _decide_by(self) -> None:
+        """What decides: the strategy, or the strategy with an exploration floor."""
+        strategy = self._strategy
+        rate = self.exploration + self._full_budget * self._late_share
+        if rate or self.drift_boost > 1.0:
+            policy = self.__dict__.get("_policy")
+            if isinstance(policy, Exploration) and policy.strategy is strategy:
+                policy.rate, policy.budget = rate, min(1.0, strategy.budget + rate)
+            else:
+                self._policy = Exploration(strategy, rate, self._seed)
+        else:
+            self._policy = strategy
+
+    def _label_came(self, delay: int) -> None:
+        """Track the label delay; past a step, move budget to or from exploration."""
+        mean = self.label_delay
+        self.label_delay = mean = delay if mean is None else mean + (delay - mean) / 100
+        share = self.late_exploration * min(1.0, mean / self.late_delay)
+        share = round(share * 8) / 8
+        if share != self._late_share:
+            log.info("labels come %.0f records late: %.0f%% of the budget to exploration",
+                     mean, 100 * share)  # fmt: skip
+            self._late_share = share
+            self._strategy.rebudget(self._full_budget * (1.0 - share))
+            self._decide_by()
 
     def _look(self, features: dict[str, Any], proba: dict, confidence: float) -> None:
         """What the options that watch every record do before the decision."""
@@ -471,6 +517,10 @@ class ActiveLearner:
         if isinstance(req, str):
             self.labels_rejected[req] += 1
             return req
+        if self.late_exploration:
+            position = getattr(req, "position", -1)  # requests saved before it existed lack it
+            if position >= 0:
+                self._label_came(self.n_records - position)
         if req.prediction is not None:
             correct = req.prediction == label
             self.labelled_scored += 1
@@ -503,7 +553,7 @@ class ActiveLearner:
     def _on_drift(self, where: str) -> None:
         self.strategy.on_drift()
         if self.drift_boost > 1.0:
-            extra = (self.drift_boost - 1.0) * self.strategy.budget
+            extra = (self.drift_boost - 1.0) * self._full_budget
             self._policy.boost(extra, self.boost_window)
             if self.cap is not None:
                 self.cap.lend(extra, self.boost_window)
@@ -569,6 +619,16 @@ class ActiveLearner:
         return supervised + (monitor.detections if monitor is not None else 0)
 
     @property
+    def budget(self) -> float:
+        """The strategy's budget as configured, before any share went to exploration."""
+        return self._full_budget
+
+    @property
+    def late_share(self) -> float:
+        """Share of the budget moved to exploration because labels come late."""
+        return self._late_share
+
+    @property
     def threshold(self) -> float | None:
         return self.strategy.threshold
 
@@ -613,8 +673,10 @@ class ActiveLearner:
             "warning": None, "background": None, "model_swaps": 0, "background_patience": 500,
             "_background_since": 0, "annotators": AnnotatorReliability(),
             "second_opinion_below": 0.0, "second_opinions": [], "_held": {},
+            "late_exploration": 0.0, "late_delay": 200, "label_delay": None, "_late_share": 0.0,
         }  # fmt: skip
         learner.__dict__.update({**defaults, **{k: v for k, v in state.items() if k != "format"}})
+        learner.__dict__.setdefault("_full_budget", learner._strategy.budget)
         learner._refresh()
         learner._utility = get_utility(learner.utility_name)
         learner.clock = clock

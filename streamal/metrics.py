@@ -71,6 +71,17 @@ class _Collector:
         if stats is not None:
             received = max(received, stats.labels_received)
         yield CounterMetricFamily("streamal_labels_received", "Labels received.", value=received)
+        if learner.label_delay is not None:
+            yield GaugeMetricFamily(
+                "streamal_label_delay_records",
+                "Records decided between a label request and its label (running mean).",
+                value=learner.label_delay,
+            )
+        yield GaugeMetricFamily(
+            "streamal_late_exploration_ratio",
+            "Share of the budget moved to random exploration because labels come late.",
+            value=learner.late_share,
+        )
         yield CounterMetricFamily(
             "streamal_labels_applied",
             "Labels the model learned from.",
@@ -115,7 +126,7 @@ class _Collector:
         yield GaugeMetricFamily(
             "streamal_budget_ratio",
             "Configured budget (fraction of records).",
-            value=learner.strategy.budget,
+            value=learner.budget,
         )
         threshold = learner.threshold
         if threshold is not None:

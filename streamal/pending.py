@@ -32,6 +32,8 @@ class PendingRequest:
     created: float
     prediction: Any
     query_probability: float
+    #: records decided before this one, so a label's delay is known in records
+    position: int = -1
 
 
 class PendingRequests:
@@ -86,6 +88,7 @@ class PendingRequests:
         record_id: str,
         prediction: Any,
         query_probability: float,
+        position: int = -1,
     ) -> None:
         pending = self._open
         if request_id not in pending:
@@ -95,7 +98,7 @@ class PendingRequests:
                 self._open_order = order = deque(pending)
                 order.append(request_id)
         req = pending[request_id] = PendingRequest(
-            request_id, record_id, features, now, prediction, query_probability
+            request_id, record_id, features, now, prediction, query_probability, position
         )
         if self._journal is not None:
             self._journal["open", request_id] = req

@@ -44,9 +44,10 @@ def test_metrics_in_the_readme_exist():
     from streamal.metrics import Metrics
 
     registry = CollectorRegistry()
-    learner = ActiveLearner(cold_start=0)  # the strategy's threshold exists once it has run
+    # the strategy's threshold exists once it has run; every record queried
+    learner = ActiveLearner(cold_start=0, budget=1.0)
     Metrics(registry, learner, EngineStats())
-    learner.decide({"x": 1.0})
+    learner.learn(learner.decide({"x": 1.0}).request_id, "a")  # a label delay is known
     learner.learn({"x": 1.0}, "a")
     learner.learn({"x": 1.0}, "a", annotator="ann")  # the model predicts now: a reliability
     families = list(registry.collect())

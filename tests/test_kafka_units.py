@@ -59,6 +59,15 @@ def test_learner_group_sums_partitions_for_metrics():
     assert registry.get_sample_value("streamal_records_total") == 400
     assert registry.get_sample_value("streamal_label_requests_total") == a.n_queries + b.n_queries
     assert registry.get_sample_value("streamal_pending_requests") == len(a.pending) + len(b.pending)
+    assert registry.get_sample_value("streamal_label_delay_records") is None  # no label yet
+    requests = [d.request_id for d in map(a.decide, [{"x": float(i)} for i in range(50)])]
+    for i, request_id in enumerate(r for r in requests if r is not None):
+        a.learn(request_id, i % 2 == 0)
+    assert registry.get_sample_value("streamal_label_delay_records") == a.label_delay
+    assert registry.get_sample_value("streamal_budget_ratio") == 0.1
+    # the whole scrape works, expired requests included
+    b.pending.expire(now=b.clock() + 10**9)
+    assert registry.get_sample_value("streamal_pending_expired_total") == b.pending.expired > 0
 
 
 def _app():

@@ -471,3 +471,65 @@ def test_an_unreliable_annotator_gets_a_second_opinion():
     assert learner.learn(d.request_id, True, annotator="careful") == "duplicate"
     d = learner.decide({"x": 0.7})  # a careful annotator is never held
     assert learner.learn(d.request_id, True, annotator="careful") == "applied"
+
+
+def _late_run(delay, n=6_000, **options):
+    """Hyperplane records with each label `delay` records late; returns learner, decisions."""
+    data = [({str(k): v for k, v in x.items()}, y)
+            for x, y in synth.Hyperplane(seed=3, n_features=5).take(n)]  # fmt: skip
+    learner = ActiveLearner(budget=0.1, seed=4, **options)
+    waiting, decisions = [], []
+    for i, (x, y) in enumerate(data):
+        while waiting and waiting[0][0] <= i:
+            _, request_id, label = waiting.pop(0)
+            assert learner.learn(request_id, label, now=float(i)) == "applied"
+        d = learner.decide(Record(str(i), x), now=float(i))
+        decisions.append(d)
+        if d.query:
+            waiting.append((i + delay, d.request_id, y))
+    return learner, decisions
+
+
+def test_late_labels_move_half_the_budget_to_exploration():
+    from streamal.strategies.exploration import Exploration
+
+    learner, decisions = _late_run(delay=400)
+    assert 395 <= learner.label_delay <= 400  # records decided before the label came
+    assert learner.late_share == 0.5
+    assert learner.budget == 0.1 and learner.strategy.budget == pytest.approx(0.05)
+    assert isinstance(learner._policy, Exploration) and learner._policy.rate == pytest.approx(0.05)
+    late = [d for d in decisions[1_000:] if d.query]
+    explored = sum(d.query_probability < 1.0 for d in late)
+    # half the labels are picked at random, and the budget still holds
+    assert 0.35 < explored / len(late) < 0.65
+    assert learner.n_queries <= math.ceil(0.1 * len(decisions)) + 1
+
+
+def test_the_share_follows_the_delay_and_labels_at_once_change_nothing():
+    assert _late_run(delay=50, n=3_000)[0].late_share == 0.125  # 0.5 * 50 / 200
+    at_once, decisions = _late_run(delay=0, n=3_000)
+    off, reference = _late_run(delay=0, n=3_000, late_exploration=0.0)
+    assert at_once.late_share == 0.0 and at_once.label_delay == 0
+    assert [d.query for d in decisions] == [d.query for d in reference]
+    assert at_once._policy is at_once.strategy  # no exploring wrapper on the fast path
+
+
+def test_late_exploration_survives_a_restore():
+    learner, _ = _late_run(delay=300, n=2_000)
+    assert learner.late_share == 0.5
+    restored = ActiveLearner.from_state(pickle.loads(pickle.dumps(learner.state())))
+    records = [Record(f"n{i}", {str(k): float((i * 7 + k) % 11) for k in range(5)})
+               for i in range(2_000)]  # fmt: skip
+    a = [(d.query, d.query_probability) for d in map(learner.decide, records)]
+    b = [(d.query, d.query_probability) for d in map(restored.decide, records)]
+    assert a == b and restored.late_share == 0.5
+
+
+def test_an_older_state_resumes_with_late_exploration_off():
+    learner, _ = _late_run(delay=0, n=500)
+    state = learner.state()
+    for key in ("late_exploration", "late_delay", "label_delay", "_late_share", "_full_budget"):
+        del state[key]
+    restored = ActiveLearner.from_state(state)
+    assert restored.late_exploration == 0.0 and restored.budget == learner.budget
+    assert restored.learn({"0": 1.0}, True) == "applied"

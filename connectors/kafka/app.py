@@ -99,6 +99,17 @@ class _Stats:
     restarts: int = 0
 
 
+@dataclass
+class _PendingTotals:
+    """What the metrics read of a pending table, summed over partitions."""
+
+    waiting: int
+    expired: int
+
+    def __len__(self) -> int:
+        return self.waiting
+
+
 class LearnerGroup:
     """A read-only view summing the per-partition learners, for metrics and summaries."""
 
@@ -119,6 +130,23 @@ class LearnerGroup:
         return self.template.strategy
 
     @property
+    def budget(self) -> float:
+        return self.template.budget
+
+    def _mean(self, name: str) -> float | None:
+        values = [getattr(lrn, name) for lrn in self.learners.values()]
+        known = [v for v in values if v is not None]
+        return sum(known) / len(known) if known else None
+
+    @property
+    def label_delay(self) -> float | None:
+        return self._mean("label_delay")
+
+    @property
+    def late_share(self) -> float:
+        return self._mean("late_share") or 0.0
+
+    @property
     def labels_rejected(self) -> Counter:
         total: Counter = Counter()
         for lrn in self.learners.values():
@@ -126,9 +154,11 @@ class LearnerGroup:
         return total
 
     @property
-    def pending(self) -> range:
-        # only its length is read: requests waiting over all partitions
-        return range(sum(len(lrn.pending) for lrn in self.learners.values()))
+    def pending(self) -> _PendingTotals:
+        return _PendingTotals(
+            sum(len(lrn.pending) for lrn in self.learners.values()),
+            sum(lrn.pending.expired for lrn in self.learners.values()),
+        )
 
     @property
     def threshold(self) -> float | None:

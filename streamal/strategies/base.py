@@ -83,6 +83,15 @@ class QueryStrategy:
     def on_drift(self) -> None:
         """React to a detected concept drift (default: nothing to reset)."""
 
+    def rebudget(self, budget: float) -> None:
+        """Spend ``budget`` from the next record on, keeping what was learned.
+
+        The learner calls it when it moves part of the budget to exploration
+        (labels coming late). A strategy that counts its spending from the
+        start overrides it, so that the change does not count backwards.
+        """
+        self.budget = check_budget(budget)
+
     def _params(self) -> dict:
         sig = inspect.signature(type(self).__init__)
         return {k: getattr(self, k) for k in sig.parameters if k != "self"}

@@ -85,5 +85,12 @@ class Exploration(QueryStrategy):
     def on_drift(self) -> None:
         self.strategy.on_drift()
 
+    def rebudget(self, budget: float) -> None:
+        # the exploring rate stays; the wrapped strategy gets the rest
+        if budget <= self.rate:
+            raise ValueError(f"budget {budget} leaves nothing beside exploration rate {self.rate}")
+        self.strategy.rebudget(budget - self.rate)
+        self.budget = min(1.0, self.strategy.budget + self.rate)
+
     def clone(self) -> Exploration:
         return Exploration(self.strategy.clone(), self.rate, self.seed)

@@ -54,6 +54,11 @@ class BalancedIncrementalQuantileFilter(QueryStrategy):
     Datastreams. Advances in Intelligent Data Analysis XIV (IDA 2015).
     """
 
+    #: labels allowed before the last ``rebudget`` but not spent, beyond the
+    #: current budget's share of them (a class default: states saved before
+    #: rebudget existed lack it)
+    _credit = 0.0
+
     def __init__(self, budget: float = 0.1, w: int = 100, w_tol: float = 50):
         super().__init__(budget)
         self.w = check_window(w)
@@ -65,6 +70,14 @@ class BalancedIncrementalQuantileFilter(QueryStrategy):
         self._sorted: list[float] = []
         self._seen = 0
         self._queried = 0
+        self._credit = 0.0
+
+    def rebudget(self, budget: float) -> None:
+        # the balancing term counts budget * seen - queried from the start:
+        # carry over what the old budget left, as if the new one had run
+        old = self.budget
+        super().rebudget(budget)
+        self._credit += (old - self.budget) * self._seen
 
     def ask(self, utility: float, allowed: bool = True) -> bool:
         window, ordered = self._window, self._sorted
@@ -74,7 +87,7 @@ class BalancedIncrementalQuantileFilter(QueryStrategy):
         insort(ordered, utility)
         self._seen += 1
         theta = _quantile(ordered, 1 - self.budget)
-        acq_left = self.budget * self._seen - self._queried
+        acq_left = self.budget * self._seen - self._queried + self._credit
         self.threshold = theta - (ordered[-1] - ordered[0]) * (acq_left / self.w_tol)
         query = allowed and utility >= self.threshold
         self._queried += query
@@ -87,7 +100,7 @@ class BalancedIncrementalQuantileFilter(QueryStrategy):
         if type(self).ask is not BalancedIncrementalQuantileFilter.ask:
             return None
         window, ordered, w, w_tol = self._window, self._sorted, self.w, self.w_tol
-        own, level = self.budget, 1 - self.budget
+        own, level, credit = self.budget, 1 - self.budget, self._credit
         n_seen, n_queried, threshold = self._seen, self._queried, self.threshold
         pop, push = window.popleft, window.append
         queries = []
@@ -99,7 +112,7 @@ class BalancedIncrementalQuantileFilter(QueryStrategy):
             push(utility)
             insort(ordered, utility)
             n_seen += 1
-            acq_left = own * n_seen - n_queried
+            acq_left = own * n_seen - n_queried + credit
             threshold = _quantile(ordered, level) - (ordered[-1] - ordered[0]) * (acq_left / w_tol)
             query = queried <= budget * seen and utility >= threshold
             n_queried += query

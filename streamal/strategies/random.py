@@ -82,6 +82,8 @@ class PeriodicSampling(QueryStrategy):
     ``PeriodicSampling``).
     """
 
+    _credit = 0.0  # as in BalancedIncrementalQuantileFilter
+
     def __init__(self, budget: float = 0.1):
         super().__init__(budget)
         self._reset()
@@ -89,10 +91,16 @@ class PeriodicSampling(QueryStrategy):
     def _reset(self) -> None:
         self._seen = 0
         self._queried = 0
+        self._credit = 0.0
+
+    def rebudget(self, budget: float) -> None:
+        old = self.budget
+        super().rebudget(budget)
+        self._credit += (old - self.budget) * self._seen
 
     def ask(self, utility: float, allowed: bool = True) -> bool:
         self._seen += 1
-        query = allowed and self._seen * self.budget - self._queried >= 1
+        query = allowed and self._seen * self.budget - self._queried + self._credit >= 1
         self._queried += query
         self.query_probability = 1.0 if query else 0.0
         return query

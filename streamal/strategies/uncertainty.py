@@ -62,6 +62,11 @@ class FixedUncertainty(Windowed):
         k = self.n_classes
         self.threshold = 1 / k + self.budget * (1 - 1 / k)
 
+    def rebudget(self, budget: float) -> None:
+        super().rebudget(budget)
+        k = self.n_classes
+        self.threshold = 1 / k + self.budget * (1 - 1 / k)
+
     def ask(self, utility: float, allowed: bool = True) -> bool:
         query = allowed and self._u / self.w < self.budget and 1.0 - utility <= self.threshold
         self._u = self._u * self._decay + query
