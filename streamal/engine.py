@@ -305,7 +305,8 @@ class Engine:
             f"accuracy~{'-' if acc is None else f'{acc:.3f}'} "
             f"threshold={'-' if threshold is None else f'{threshold:.3f}'} "
             f"drifts={learner.drift_detections} dead={sum(self.stats.dead_letters.values())} "
-            f"rate={n / seconds if seconds > 0 else 0:,.0f}/s"
+            + (f"late-explore={learner.late_share:.0%} " if learner.late_share else "")
+            + f"rate={n / seconds if seconds > 0 else 0:,.0f}/s"
             + (f" annotators:{reliability}" if len(team) > 1 else ""),
             file=self.out,
             flush=True,
