@@ -29,6 +29,8 @@ def test_default_run_smoke(tmp_path):
     summaries = [line for line in proc.stderr.splitlines() if line.startswith("records=")]
     assert len(summaries) == 4
     assert "records=20000" in summaries[-1]
+    # the simulated annotator answers 200 records late: half the budget explores
+    assert "late-explore=50%" in summaries[-1]
     first = json.loads(requests[0])
     assert first["strategy"] == "balanced_incremental_quantile_filter"
     assert (tmp_path / "streamal-out/dead-letters.jsonl").read_text() == ""
