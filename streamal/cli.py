@@ -122,6 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="label delay at which the whole late-exploration share is reached (default: 200)",
     )  # fmt: skip
     replay.add_argument(
+        "--annotator-noises", default="", metavar="RATES",
+        help="labels from simulated annotators with these noise rates, e.g. 0.05,0.4 (each "
+        "request to one at random, labels tagged with its id when there are several; "
+        "default: the true labels)",
+    )  # fmt: skip
+    replay.add_argument(
+        "--second-opinion-below", type=float, default=0.0, metavar="Q",
+        help="hold a label from an annotator whose estimated accuracy is below Q and ask "
+        "another one (default: 0, never)",
+    )  # fmt: skip
+    replay.add_argument(
         "--seeds", type=int, default=1, help="seeds per randomised strategy (default: 1)"
     )
     replay.add_argument(
@@ -342,6 +353,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ConfigError(f"--late-exploration: must be in [0, 1), got {args.late_exploration}")
     if args.late_delay < 1:
         raise ConfigError(f"--late-delay: must be positive, got {args.late_delay}")
+    noises = rates(args.annotator_noises)
+    if noises is None:
+        raise ConfigError(
+            f"--annotator-noises: must be rates in [0, 1] separated by commas, "
+            f"got {args.annotator_noises!r}"
+        )
+    if not 0 <= args.second_opinion_below <= 1:
+        raise ConfigError(
+            f"--second-opinion-below: must be in [0, 1], got {args.second_opinion_below}"
+        )
     if args.seeds < 1:
         raise ConfigError(f"--seeds: must be at least 1, got {args.seeds}")
     if args.delay < 0:
@@ -355,7 +376,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if skipped:
             log.warning("%s: skipped %d malformed rows", path, skipped)
         late = args.late_exploration if args.delay else 0.0
-        total = runs_needed(strategies, args.seeds, args.exploration + late, args.drift_boost)
+        total = runs_needed(
+            strategies, args.seeds, args.exploration + late, args.drift_boost, any(noises)
+        )
         total *= len(ys)
         for budget in budgets:
             progress = None
@@ -366,6 +389,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 model=args.model, exploration=args.exploration, drift_boost=args.drift_boost,
                 background=args.background, confidence_drift=args.confidence_drift,
                 late_exploration=args.late_exploration, late_delay=args.late_delay,
+                noises=noises, second_opinion_below=args.second_opinion_below,
                 progress=progress,
             )  # fmt: skip
             result["dataset"] = Path(path).name

@@ -28,6 +28,7 @@ from streamal.drift import make_drift_monitor
 from streamal.learner import ActiveLearner
 from streamal.model import Classifier, make_model
 from streamal.records import Record
+from streamal.simulate import SimulatedAnnotator
 from streamal.strategies import get as get_strategy
 from streamal.strategies import takes_seed
 
@@ -58,6 +59,8 @@ class RunResult:
     seconds: float
     #: the learner's own importance-weighted accuracy, what it reports live
     estimated_accuracy: float | None = None
+    #: annotator id -> the learner's reliability estimate at the end (noisy teams)
+    annotators: dict[str, float] = field(default_factory=dict)
     #: snapshots along the stream, for plots: position, running accuracy,
     #: labels used so far, the strategy's threshold, drift detections so far
     trace: dict[str, list] = field(default_factory=dict)
@@ -138,13 +141,18 @@ def run_strategy(
     model: str = "logistic_regression",
     drift: str = "adwin",
     exploration: float = 0.0,
+    noises: Sequence[float] = (),
     on_progress: Callable[[int], None] | None = None,
     **learner_options: Any,
 ) -> RunResult:
     """Prequential run of one strategy (by name) over a labelled stream.
 
-    ``learner_options`` go to ``ActiveLearner`` (``drift_boost``,
-    ``background``, ``confidence_drift`` ...).
+    ``noises``: the labels come from simulated annotators with these noise
+    rates (each request to one of them at random, the label tagged with
+    its id when there are several) instead of being the true ones; the
+    accuracy is still counted against the true labels. ``learner_options``
+    go to ``ActiveLearner`` (``drift_boost``, ``background``,
+    ``confidence_drift``, ``second_opinion_below`` ...).
     """
     classes = _classes(ys)
     # the random baseline spends the whole budget (bounded by the cap), not
@@ -168,18 +176,32 @@ def run_strategy(
         **learner_options,
     )
     waiting: deque[tuple[int, str, Any]] = deque()
+    team = _annotators(noises, delay, seed)
+    tagged = team is not None and len(team.team) > 1
     correct = 0
     started = time.perf_counter()
     decide, learn = learner.decide, learner.learn
     trace = _Trace(len(ys))
     for i, (x, y) in _ticking(xs, ys, on_progress):
+        if team is not None:
+            for label in team.poll(now=i):
+                learn(label.request_id, label.label, now=i,
+                      annotator=label.annotator if tagged else None)  # fmt: skip
+            for request, first in learner.take_second_opinions():
+                team.ask_again(request.request_id, now=i, exclude=first)
         while waiting and waiting[0][0] <= i:
             _, request_id, label = waiting.popleft()
             learn(request_id, label, now=i)
         d = decide(Record(str(i), x), now=i)
         correct += d.prediction == y
         if d.query:
-            if delay:
+            if team is not None:
+                team.submit(d.request_id, y, now=i)
+                if not delay:
+                    for label in team.poll(now=i):
+                        learn(label.request_id, label.label, now=i,
+                              annotator=label.annotator if tagged else None)  # fmt: skip
+            elif delay:
                 waiting.append((i + delay, d.request_id, y))
             else:
                 learn(d.request_id, y, now=i)
@@ -197,7 +219,8 @@ def run_strategy(
         learner.drift_detections,
         time.perf_counter() - started,
         learner.weighted_accuracy,
-        trace.columns,
+        learner.annotators.snapshot(),
+        trace=trace.columns,
     )
 
 
@@ -207,12 +230,19 @@ def run_all_labels(
     *,
     model: str = "logistic_regression",
     delay: int = 0,
+    noises: Sequence[float] = (),
+    seed: int | None = 0,
     on_progress: Callable[[int], None] | None = None,
 ) -> RunResult:
-    """Prequential run that learns every label: the ceiling a budget aims at."""
+    """Prequential run that learns every label: the ceiling a budget aims at.
+
+    With ``noises``, every label comes from the simulated annotators, as in
+    ``run_strategy``.
+    """
     classes = _classes(ys)
     clf = Classifier(make_model(model, len(classes)), classes)
     waiting: deque[tuple[int, dict, Any]] = deque()
+    team = _annotators(noises, 0, seed)
     correct = 0
     started = time.perf_counter()
     trace = _Trace(len(ys))
@@ -222,6 +252,10 @@ def run_all_labels(
             clf.learn_one(wx, wy)
         proba = clf.predict_proba_one(x)
         correct += bool(proba) and max(proba, key=proba.__getitem__) == y
+        if team is not None:
+            team.submit("", y, now=0)
+            (answer,) = team.poll(now=0)
+            y = answer.label
         if delay:
             waiting.append((i + delay, x, y))
         else:
@@ -230,9 +264,16 @@ def run_all_labels(
             trace.add(i + 1, correct, i + 1, None, 0)
     n = len(ys)
     return RunResult(
-        ALL_LABELS, None, correct / n if n else 0.0, 1.0, n, n, 0, time.perf_counter() - started,
-        None, trace.columns,
+        ALL_LABELS, seed if team is not None else None, correct / n if n else 0.0, 1.0, n, n, 0,
+        time.perf_counter() - started, None, trace=trace.columns,
     )  # fmt: skip
+
+
+def _annotators(noises: Sequence[float], delay: int, seed: int | None) -> SimulatedAnnotator | None:
+    """Simulated annotators with these noise rates; None for exact labels."""
+    if not noises:
+        return None
+    return SimulatedAnnotator(delay=delay, seed=seed, noises=list(noises))
 
 
 def replay(
@@ -246,15 +287,17 @@ def replay(
     model: str = "logistic_regression",
     drift: str = "adwin",
     exploration: float = 0.0,
+    noises: Sequence[float] = (),
     progress: Progress | None = None,
     **learner_options: Any,
 ) -> dict[str, Any]:
     """Run strategies x seeds, random sampling x seeds and all labels once.
 
     Deterministic strategies run once whatever ``seeds`` is: every seed
-    would give the same decisions. With exploration, a drift boost, or late
-    labels (``delay``, unless ``late_exploration=0``) every strategy draws,
-    so each runs under every seed. ``learner_options`` go
+    would give the same decisions. With exploration, a drift boost, late
+    labels (``delay``, unless ``late_exploration=0``) or noisy annotators
+    (``noises``, see ``run_strategy``) every strategy draws, so each runs
+    under every seed; learning on every label then runs under every seed too. ``learner_options`` go
     to every learner and into the result.
     """
     names = list(dict.fromkeys([*strategies, RANDOM]))
@@ -263,15 +306,23 @@ def replay(
     drift_boost = learner_options.get("drift_boost", 1.0)
     # late labels move budget to exploration (a draw), unless that is turned off
     late = learner_options.get("late_exploration", 0.5) if delay else 0.0
+    noisy = any(noises)
     for name in names:
-        for seed in range(seeds) if _draws(name, exploration + late, drift_boost) else [0]:
+        draws = _draws(name, exploration + late, drift_boost) or noisy
+        for seed in range(seeds) if draws else [0]:
             runs.append(
                 run_strategy(
                     xs, ys, name, budget=budget, seed=seed, delay=delay, model=model,
-                    drift=drift, exploration=exploration, on_progress=step, **learner_options,
+                    drift=drift, exploration=exploration, noises=noises, on_progress=step,
+                    **learner_options,
                 )
             )  # fmt: skip
-    runs.append(run_all_labels(xs, ys, model=model, delay=delay, on_progress=step))
+    for seed in range(seeds) if noisy else [0]:
+        runs.append(
+            run_all_labels(
+                xs, ys, model=model, delay=delay, noises=noises, seed=seed, on_progress=step
+            )
+        )
     summary = []
     for name in [*names, ALL_LABELS]:
         mine = [r for r in runs if r.strategy == name]
@@ -301,6 +352,7 @@ def replay(
         "delay": delay,
         "model": model,
         "exploration": exploration,
+        "noises": list(noises),
         **learner_options,
         "records": len(ys),
         "summary": summary,
@@ -333,10 +385,15 @@ def _draws(name: str, exploration: float, drift_boost: float) -> bool:
 
 
 def runs_needed(
-    strategies: Sequence[str], seeds: int, exploration: float = 0.0, drift_boost: float = 1.0
+    strategies: Sequence[str],
+    seeds: int,
+    exploration: float = 0.0,
+    drift_boost: float = 1.0,
+    noisy: bool = False,
 ) -> int:
     names = list(dict.fromkeys([*strategies, RANDOM]))
-    return sum(seeds if _draws(n, exploration, drift_boost) else 1 for n in names) + 1
+    runs = sum(seeds if noisy or _draws(n, exploration, drift_boost) else 1 for n in names)
+    return runs + (seeds if noisy else 1)
 
 
 def format_table(result: dict[str, Any], title: str = "") -> str:
@@ -357,6 +414,8 @@ def format_table(result: dict[str, Any], title: str = "") -> str:
         + (f", exploration {result['exploration']:g}" if result.get("exploration") else "")
         + (f", late exploration up to {result.get('late_exploration', 0.5):g}"
            if result["delay"] and result.get("late_exploration", 0.5) else "")
+        + (f", annotator noise {','.join(f'{n:g}' for n in result['noises'])}"
+           if result.get("noises") else "")
     )  # fmt: skip
     header = (
         f"{'strategy':<38} {'accuracy':>16} {'estimate':>9} {'error':>7} {'labels used':>12} "

@@ -533,3 +533,31 @@ def test_an_older_state_resumes_with_late_exploration_off():
     restored = ActiveLearner.from_state(state)
     assert restored.late_exploration == 0.0 and restored.budget == learner.budget
     assert restored.learn({"0": 1.0}, True) == "applied"
+
+
+def test_replay_with_noisy_annotators_tags_labels_and_charges_every_baseline():
+    from streamal.evaluation import replay, run_strategy, runs_needed
+
+    data = [({str(k): v for k, v in x.items()}, y) for x, y in synth.SEA(seed=8).take(6_000)]
+    xs, ys = [x for x, _ in data], [y for _, y in data]
+    exact = replay(xs, ys, ["variable_uncertainty"], budget=0.2, seeds=2)
+    noisy = replay(xs, ys, ["variable_uncertainty"], budget=0.2, seeds=2, noises=[0.3])
+    rows = {r["strategy"]: r for r in noisy["summary"]}
+    exact_rows = {r["strategy"]: r for r in exact["summary"]}
+    assert noisy["noises"] == [0.3] and exact["noises"] == []
+    assert all(run["trace"]["accuracy"] for run in noisy["runs"])  # plots of every run
+    # the noise draws, so every run (every label too) goes under every seed
+    assert [rows[n]["runs"] for n in rows] == [2, 2, 2]
+    assert runs_needed(["variable_uncertainty"], 2, noisy=True) == 6
+    for name in rows:  # wrong labels cost accuracy everywhere, measured on the true labels
+        assert rows[name]["accuracy"] < exact_rows[name]["accuracy"] - 0.01
+    # a careful annotator and one who answers at random: the labels carry their
+    # ids, so the learner tells them apart
+    team = run_strategy(xs, ys, "variable_uncertainty", budget=0.2, seed=1, noises=[0.0, 0.5])
+    assert set(team.annotators) == {"a1", "a2"}
+    assert team.annotators["a1"] > team.annotators["a2"] + 0.2
+    assert run_strategy(xs, ys, "variable_uncertainty", noises=[0.3]).annotators == {}
+    # asking the careful one again when the random one answered pays
+    again = run_strategy(xs, ys, "variable_uncertainty", budget=0.2, seed=1, noises=[0.0, 0.5],
+                         second_opinion_below=0.8)  # fmt: skip
+    assert again.accuracy > team.accuracy + 0.005
