@@ -561,3 +561,28 @@ def test_replay_with_noisy_annotators_tags_labels_and_charges_every_baseline():
     again = run_strategy(xs, ys, "variable_uncertainty", budget=0.2, seed=1, noises=[0.0, 0.5],
                          second_opinion_below=0.8)  # fmt: skip
     assert again.accuracy > team.accuracy + 0.005
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    probas=st.lists(probability_dicts, min_size=1, max_size=600),
+    delays=st.lists(st.integers(0, 400), min_size=1, max_size=20),
+    name=st.sampled_from(sorted(strategies.STRATEGIES)),
+)
+def test_budget_cap_holds_while_late_labels_move_budget_to_exploration(probas, delays, name):
+    learner = ActiveLearner(
+        model=ScriptedModel(probas), strategy=strategies.get(name, budget=0.1, seed=1),
+        late_delay=50, seed=2,
+    )  # fmt: skip
+    waiting, queried = [], 0
+    for n in range(1, len(probas) + 1):
+        for _, request_id in [w for w in waiting if w[0] <= n]:
+            learner.learn(request_id, "a" if n % 2 else "b")
+        waiting = [w for w in waiting if w[0] > n]
+        d = learner.decide({"x": 1.0})
+        queried += d.query
+        assert queried <= math.ceil(0.1 * n) + 1
+        assert 0.0 <= learner.late_share <= 0.5
+        if d.query:
+            assert d.query_probability > 0
+            waiting.append((n + delays[n % len(delays)], d.request_id))
