@@ -35,7 +35,8 @@ Every record is predicted first, then learned from if its label was
 requested (prequential, test-then-train), so accuracy covers the whole
 stream. Strategies are set beside random sampling at the same budget and
 beside learning on every label. Deterministic strategies run once whatever
---seeds says.
+--seeds says, unless something makes them draw: --exploration, --drift-boost,
+late labels (--delay, unless --late-exploration 0) or --annotator-noises.
 
 example: streamal replay elec2.csv.gz --budget 0.1 --strategy variable_uncertainty \\
              --strategy split --seeds 5 --json results.json
