@@ -12,6 +12,7 @@ from tests.with_kafka.conftest import Topics, daemon, sea_records
 from tests.with_kafka.test_daemon import _state
 
 PROGRESS = re.compile(r"^records=(\d+) ")
+RESTORED = re.compile(r"restored \d+ learner\(s\) from \S+ \((\d+) records decided\)")
 
 
 class Progress:
@@ -20,6 +21,7 @@ class Progress:
     def __init__(self, proc):
         self.proc = proc
         self.records = 0
+        self.restored = 0  # records decided by the incarnations before this one
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -29,24 +31,34 @@ class Progress:
             m = PROGRESS.match(line)
             if m:
                 self.records = int(m.group(1))
+            m = RESTORED.search(line)
+            if m:
+                self.restored = int(m.group(1))
 
-    def wait_for(self, n, timeout=120):
+    def wait_for(self, n, total, timeout=120):
+        """Until this process decided ``n`` records, or the stream's ``total`` all told.
+
+        An earlier incarnation may have run well past the moment it was
+        killed at, so fewer than ``n`` records can be left for this one.
+        """
         deadline = time.monotonic() + timeout
-        while self.records < n and self.proc.poll() is None:
+        while (
+            self.records < n and self.restored + self.records < total and self.proc.poll() is None
+        ):
             if time.monotonic() > deadline:
                 tail = "".join(self.lines[-30:])
                 raise AssertionError(f"no progress past {self.records} records; stderr:\n{tail}")
             time.sleep(0.02)
 
 
-def _kill_at_random_moments(topics, cwd, n_kills, rng, extra=()):
+def _kill_at_random_moments(topics, cwd, n_kills, rng, total, extra=()):
     kills = 0
     for _ in range(n_kills):
         proc = daemon(topics, "--summary-every", "250", "--commit-every", "700", *extra,
                       cwd=cwd, wait=False)  # fmt: skip
         progress = Progress(proc)
         try:
-            progress.wait_for(rng.randrange(500, 4000))
+            progress.wait_for(rng.randrange(500, 4000), total)
             time.sleep(rng.uniform(0, 0.3))  # anywhere in a cycle, transactions open or closing
         finally:
             if proc.poll() is None:
@@ -65,7 +77,7 @@ def test_sigkill_at_ten_moments_skips_and_doubles_nothing(bootstrap, tmp_path):
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     # labels held back: no annotator, so the decisions depend on the records alone
     daemon(straight, "--exit-when-idle", 3, cwd=tmp_path / "a")
-    kills = _kill_at_random_moments(crashed, tmp_path / "b", 10, random.Random(11))
+    kills = _kill_at_random_moments(crashed, tmp_path / "b", 10, random.Random(11), n)
     daemon(crashed, "--exit-when-idle", 3, cwd=tmp_path / "b")
     assert kills == 10
     expected = straight.read(straight.requests)
@@ -114,7 +126,7 @@ def test_every_label_is_applied_exactly_once_across_crashes(topics, tmp_path):
     topics.produce(topics.records, sea_records(n, seed=4))
     annotator = Annotator(topics)
     try:
-        kills = _kill_at_random_moments(topics, tmp_path, 4, random.Random(5))
+        kills = _kill_at_random_moments(topics, tmp_path, 4, random.Random(5), n)
         daemon(topics, "--exit-when-idle", 4, cwd=tmp_path)
         requests = topics.read(topics.requests)
         deadline = time.monotonic() + 30
@@ -145,7 +157,7 @@ def test_broker_outage_of_20_seconds_loses_nothing(broker, tmp_path):
                   "--exit-when-idle", "8", cwd=tmp_path, wait=False)  # fmt: skip
     progress = Progress(proc)
     try:
-        progress.wait_for(5000)
+        progress.wait_for(5000, n)
         b.stop()
         time.sleep(20)
         b.start()
