@@ -119,6 +119,23 @@ def check_unit(name: str, value: float, *, low_open: bool = True, high: float = 
     return float(value)
 
 
+class CountedFromStart(QueryStrategy):
+    """Base of the strategies that count their spending from the first record.
+
+    They compare ``budget * _seen`` with ``_queried``, so a new budget would
+    count backwards over every record already seen; ``rebudget`` carries the
+    old budget's balance over in ``_credit``, which ``ask`` adds.
+    """
+
+    # a class default: states saved before rebudget existed lack it
+    _credit = 0.0
+
+    def rebudget(self, budget: float) -> None:
+        old = self.budget
+        super().rebudget(budget)
+        self._credit += (old - self.budget) * self._seen
+
+
 class Windowed(QueryStrategy):
     """Base of the strategies that keep the windowed budget estimate of Žliobaitė et al. (2014).
 

@@ -6,7 +6,7 @@ import math
 from bisect import bisect_left, insort
 from collections import deque
 
-from streamal.strategies.base import QueryStrategy, check_unit, check_window
+from streamal.strategies.base import CountedFromStart, check_unit, check_window
 
 __all__ = ["BalancedIncrementalQuantileFilter"]
 
@@ -23,7 +23,7 @@ def _quantile(sorted_values: list[float], q: float) -> float:
     return b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
 
 
-class BalancedIncrementalQuantileFilter(QueryStrategy):
+class BalancedIncrementalQuantileFilter(CountedFromStart):
     """Query records whose utility reaches the ``1 - budget`` quantile of recent ones.
 
     The quantile is taken over the last ``w`` utilities and shifted by a
@@ -54,11 +54,6 @@ class BalancedIncrementalQuantileFilter(QueryStrategy):
     Datastreams. Advances in Intelligent Data Analysis XIV (IDA 2015).
     """
 
-    #: labels allowed before the last ``rebudget`` but not spent, beyond the
-    #: current budget's share of them (a class default: states saved before
-    #: rebudget existed lack it)
-    _credit = 0.0
-
     def __init__(self, budget: float = 0.1, w: int = 100, w_tol: float = 50):
         super().__init__(budget)
         self.w = check_window(w)
@@ -71,13 +66,6 @@ class BalancedIncrementalQuantileFilter(QueryStrategy):
         self._seen = 0
         self._queried = 0
         self._credit = 0.0
-
-    def rebudget(self, budget: float) -> None:
-        # the balancing term counts budget * seen - queried from the start:
-        # carry over what the old budget left, as if the new one had run
-        old = self.budget
-        super().rebudget(budget)
-        self._credit += (old - self.budget) * self._seen
 
     def ask(self, utility: float, allowed: bool = True) -> bool:
         window, ordered = self._window, self._sorted

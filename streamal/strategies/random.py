@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random as _random
 
-from streamal.strategies.base import QueryStrategy, check_window
+from streamal.strategies.base import CountedFromStart, QueryStrategy, check_window
 
 __all__ = ["RandomSampling", "PeriodicSampling"]
 
@@ -63,7 +63,7 @@ class RandomSampling(QueryStrategy):
         return query
 
 
-class PeriodicSampling(QueryStrategy):
+class PeriodicSampling(CountedFromStart):
     """Query every ``1 / budget``-th record: whenever ``n b - queried >= 1``.
 
     Deterministic and utility-blind; useful as a second baseline and for
@@ -82,8 +82,6 @@ class PeriodicSampling(QueryStrategy):
     ``PeriodicSampling``).
     """
 
-    _credit = 0.0  # as in BalancedIncrementalQuantileFilter
-
     def __init__(self, budget: float = 0.1):
         super().__init__(budget)
         self._reset()
@@ -92,11 +90,6 @@ class PeriodicSampling(QueryStrategy):
         self._seen = 0
         self._queried = 0
         self._credit = 0.0
-
-    def rebudget(self, budget: float) -> None:
-        old = self.budget
-        super().rebudget(budget)
-        self._credit += (old - self.budget) * self._seen
 
     def ask(self, utility: float, allowed: bool = True) -> bool:
         self._seen += 1

@@ -59,11 +59,13 @@ class FixedUncertainty(Windowed):
 
     def _reset(self) -> None:
         super()._reset()
-        k = self.n_classes
-        self.threshold = 1 / k + self.budget * (1 - 1 / k)
+        self._set_threshold()
 
     def rebudget(self, budget: float) -> None:
         super().rebudget(budget)
+        self._set_threshold()
+
+    def _set_threshold(self) -> None:
         k = self.n_classes
         self.threshold = 1 / k + self.budget * (1 - 1 / k)
 
