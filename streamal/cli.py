@@ -376,11 +376,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
             raise ConfigError(f"{path}: no labelled records (is there a 'label' column?)")
         if skipped:
             log.warning("%s: skipped %d malformed rows", path, skipped)
-        late = args.late_exploration if args.delay else 0.0
-        total = runs_needed(
-            strategies, args.seeds, args.exploration + late, args.drift_boost, any(noises)
-        )
-        total *= len(ys)
+        total = len(ys) * runs_needed(
+            strategies, args.seeds, args.exploration, args.drift_boost, any(noises), args.delay,
+            args.late_exploration,
+        )  # fmt: skip
         for budget in budgets:
             progress = None
             if args.progress is not False:

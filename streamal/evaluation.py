@@ -182,11 +182,15 @@ def run_strategy(
     started = time.perf_counter()
     decide, learn = learner.decide, learner.learn
     trace = _Trace(len(ys))
+
+    def take_answers(now: int) -> None:
+        for label in team.poll(now=now):
+            learn(label.request_id, label.label, now=now,
+                  annotator=label.annotator if tagged else None)  # fmt: skip
+
     for i, (x, y) in _ticking(xs, ys, on_progress):
         if team is not None:
-            for label in team.poll(now=i):
-                learn(label.request_id, label.label, now=i,
-                      annotator=label.annotator if tagged else None)  # fmt: skip
+            take_answers(i)
             for request, first in learner.take_second_opinions():
                 team.ask_again(request.request_id, now=i, exclude=first)
         while waiting and waiting[0][0] <= i:
@@ -198,9 +202,7 @@ def run_strategy(
             if team is not None:
                 team.submit(d.request_id, y, now=i)
                 if not delay:
-                    for label in team.poll(now=i):
-                        learn(label.request_id, label.label, now=i,
-                              annotator=label.annotator if tagged else None)  # fmt: skip
+                    take_answers(i)
             elif delay:
                 waiting.append((i + delay, d.request_id, y))
             else:
@@ -297,19 +299,18 @@ def replay(
     would give the same decisions. With exploration, a drift boost, late
     labels (``delay``, unless ``late_exploration=0``) or noisy annotators
     (``noises``, see ``run_strategy``) every strategy draws, so each runs
-    under every seed; learning on every label then runs under every seed too. ``learner_options`` go
-    to every learner and into the result.
+    under every seed; with noisy annotators learning on every label does
+    too. ``learner_options`` go to every learner and into the result.
     """
-    names = list(dict.fromkeys([*strategies, RANDOM]))
+    plan, every_label_seeds = _seed_plan(
+        strategies, seeds, exploration, learner_options.get("drift_boost", 1.0), any(noises),
+        delay, learner_options.get("late_exploration", 0.5),
+    )  # fmt: skip
+    names = [name for name, _ in plan]
     runs: list[RunResult] = []
     step = progress.advance if progress is not None else None
-    drift_boost = learner_options.get("drift_boost", 1.0)
-    # late labels move budget to exploration (a draw), unless that is turned off
-    late = learner_options.get("late_exploration", 0.5) if delay else 0.0
-    noisy = any(noises)
-    for name in names:
-        draws = _draws(name, exploration + late, drift_boost) or noisy
-        for seed in range(seeds) if draws else [0]:
+    for name, name_seeds in plan:
+        for seed in name_seeds:
             runs.append(
                 run_strategy(
                     xs, ys, name, budget=budget, seed=seed, delay=delay, model=model,
@@ -317,7 +318,7 @@ def replay(
                     **learner_options,
                 )
             )  # fmt: skip
-    for seed in range(seeds) if noisy else [0]:
+    for seed in every_label_seeds:
         runs.append(
             run_all_labels(
                 xs, ys, model=model, delay=delay, noises=noises, seed=seed, on_progress=step
@@ -379,9 +380,25 @@ def label_efficiency(accuracy: float, random: float, every_label: float) -> floa
     return (accuracy - random) / gap if gap >= MIN_GAP else None
 
 
-def _draws(name: str, exploration: float, drift_boost: float) -> bool:
-    """Whether a run's decisions depend on its seed."""
-    return takes_seed(name) or exploration > 0 or drift_boost > 1.0
+def _seed_plan(
+    strategies: Sequence[str],
+    seeds: int,
+    exploration: float,
+    drift_boost: float,
+    noisy: bool,
+    delay: int,
+    late_exploration: float,
+) -> tuple[list[tuple[str, list[int]]], list[int]]:
+    """The seeds each strategy (random sampling included) runs under, and every label's.
+
+    A run goes under every seed when its decisions or labels depend on it.
+    """
+    # late labels move budget to exploration (a draw), unless that is turned off
+    draws = exploration > 0 or drift_boost > 1.0 or noisy or bool(delay and late_exploration)
+    every = list(range(seeds))
+    names = dict.fromkeys([*strategies, RANDOM])
+    plan = [(name, every if draws or takes_seed(name) else [0]) for name in names]
+    return plan, every if noisy else [0]
 
 
 def runs_needed(
@@ -390,10 +407,14 @@ def runs_needed(
     exploration: float = 0.0,
     drift_boost: float = 1.0,
     noisy: bool = False,
+    delay: int = 0,
+    late_exploration: float = 0.5,
 ) -> int:
-    names = list(dict.fromkeys([*strategies, RANDOM]))
-    runs = sum(seeds if noisy or _draws(n, exploration, drift_boost) else 1 for n in names)
-    return runs + (seeds if noisy else 1)
+    """How many runs ``replay`` makes with these settings (for a progress bar)."""
+    plan, every_label_seeds = _seed_plan(
+        strategies, seeds, exploration, drift_boost, noisy, delay, late_exploration
+    )
+    return sum(len(name_seeds) for _, name_seeds in plan) + len(every_label_seeds)
 
 
 def format_table(result: dict[str, Any], title: str = "") -> str:
