@@ -123,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="label delay at which the whole late-exploration share is reached (default: 200)",
     )  # fmt: skip
     replay.add_argument(
+        "--unsupervised", choices=("all", "labelled"), default="all",
+        help="what the model's unsupervised steps (the scaler) learn from: all records "
+        "(default), or only the labelled ones, as the pipeline alone would; random sampling "
+        "and learning on every label do the same",
+    )  # fmt: skip
+    replay.add_argument(
         "--annotator-noises", default="", metavar="RATES",
         help="labels from simulated annotators with these noise rates, e.g. 0.05,0.4 (each "
         "request to one at random, labels tagged with its id when there are several; "
@@ -202,6 +208,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 s["learner.strategy"], budget=s["learner.budget"], seed=seed + partition
             ),
             utility=s["learner.utility"],
+            unsupervised=s["learner.unsupervised"],
             budget_cap=s["learner.budget_cap"],
             drift=make_drift_monitor(s["learner.drift"], seed),
             pending_ttl=s["learner.pending_ttl"],
@@ -390,7 +397,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 background=args.background, confidence_drift=args.confidence_drift,
                 late_exploration=args.late_exploration, late_delay=args.late_delay,
                 noises=noises, second_opinion_below=args.second_opinion_below,
-                progress=progress,
+                unsupervised=args.unsupervised, progress=progress,
             )  # fmt: skip
             result["dataset"] = Path(path).name
             result["skipped_rows"] = skipped

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from streamal.drift import DETECTORS as DRIFT
-from streamal.model import MODELS
+from streamal.model import MODELS, UNSUPERVISED
 from streamal.strategies import STRATEGIES
 from streamal.utility import UTILITIES
 
@@ -133,6 +133,15 @@ OPTIONS: tuple[Option, ...] = (
         "least_confidence",
         "how uncertainty is measured",
         choices=tuple(UTILITIES),
+    ),
+    Option(
+        "learner.unsupervised",
+        "--unsupervised",
+        str,
+        "all",
+        "what the model's unsupervised steps (the scaler) learn from: all records decided, or "
+        "only the labelled ones",
+        choices=UNSUPERVISED,
     ),
     Option(
         "learner.model",

@@ -234,15 +234,16 @@ def run_all_labels(
     delay: int = 0,
     noises: Sequence[float] = (),
     seed: int | None = 0,
+    unsupervised: str = "all",
     on_progress: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Prequential run that learns every label: the ceiling a budget aims at.
 
     With ``noises``, every label comes from the simulated annotators, as in
-    ``run_strategy``.
+    ``run_strategy``. ``unsupervised`` as in ``ActiveLearner``.
     """
     classes = _classes(ys)
-    clf = Classifier(make_model(model, len(classes)), classes)
+    clf = Classifier(make_model(model, len(classes)), classes, unsupervised=unsupervised)
     waiting: deque[tuple[int, dict, Any]] = deque()
     team = _annotators(noises, 0, seed)
     correct = 0
@@ -321,8 +322,15 @@ def replay(
     for seed in every_label_seeds:
         runs.append(
             run_all_labels(
-                xs, ys, model=model, delay=delay, noises=noises, seed=seed, on_progress=step
-            )
+                xs,
+                ys,
+                model=model,
+                delay=delay,
+                noises=noises,
+                seed=seed,
+                unsupervised=learner_options.get("unsupervised", "all"),
+                on_progress=step,
+            )  # fmt: skip
         )
     summary = []
     for name in [*names, ALL_LABELS]:

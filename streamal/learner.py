@@ -67,6 +67,13 @@ class ActiveLearner:
         Used only when ``strategy`` is given by name.
     utility
         ``"least_confidence"`` (default), ``"margin"`` or ``"entropy"``.
+    unsupervised
+        What the unsupervised steps of a pipeline model (the scaler) learn
+        from: ``"all"`` records decided (the default), or only the
+        ``"labelled"`` ones, as the pipeline alone would. Every record's
+        features are at hand, and the labelled ones are few and, under an
+        uncertainty strategy, drawn from near the decision boundary.
+        Ignored when ``model`` is already a ``Classifier``, which has its own.
     budget_cap
         Put a hard cap over the strategy: after ``n`` records at most
         ``ceil(budget n) + 1`` requests. On by default.
@@ -147,6 +154,7 @@ class ActiveLearner:
         *,
         budget: float = 0.1,
         utility: str = "least_confidence",
+        unsupervised: str = "all",
         budget_cap: bool = True,
         drift: bool | DriftMonitor | None = True,
         pending_ttl: float | None = 86_400.0,
@@ -170,7 +178,9 @@ class ActiveLearner:
         classes = list(classes) if classes is not None else None
         if model is None:
             model = default_model(len(classes) if classes else 2)
-        self.model = model if isinstance(model, Classifier) else Classifier(model, classes)
+        if not isinstance(model, Classifier):
+            model = Classifier(model, classes, unsupervised=unsupervised)
+        self.model = model
         if strategy is None:
             strategy = BalancedIncrementalQuantileFilter(budget=budget)
         elif isinstance(strategy, str):
@@ -253,7 +263,7 @@ class ActiveLearner:
         # this is the hot path: a few attribute reads and no needless calls
         proba, prediction, confidence = self.model.score(record.features)
         if self._least_confidence:
-            utility = 1.0 - confidence if proba else 1.0
+            utility = 1.0 - confidence  # 1 too while nothing is learned: confidence is 0
         else:
             utility = self._utility(proba)
         if self._extras:  # one flag for the options that look at every record
@@ -333,7 +343,7 @@ class ActiveLearner:
         except Exception:  # find the records at fault; the others go on
             batch, probas, confidences, failed = self._score_each(batch)
         if self._least_confidence:
-            utilities = [1.0 - c if p else 1.0 for p, c in zip(probas, confidences, strict=True)]
+            utilities = [1.0 - c for c in confidences]
         else:
             utility_of = self._utility
             utilities = [utility_of(p) for p in probas]
@@ -502,7 +512,7 @@ class ActiveLearner:
                 features = dict(request)
                 if annotator is not None:
                     weight *= self._annotator_weight(features, label, annotator)
-                self._learn_features(features, label, weight)
+                self._learn_features(features, label, weight, seen=False)
                 return "applied"
             self.labels_rejected["unknown"] += 1
             return "unknown"
@@ -531,7 +541,8 @@ class ActiveLearner:
                 self.iw_correct += w * correct
             warning = self.warning
             if warning is not None and warning.update(not correct) and self.background is None:
-                self.background = self.model.fresh()
+                # it learns from labels only: it is not shown the records until swapped in
+                self.background = self.model.fresh(unsupervised="labelled")
                 self._background_since = self.labels_applied
             if self.drift is not None and self.drift.update(not correct):
                 self._on_drift(f"in the errors of {self.drift.n} labelled records")
@@ -545,6 +556,7 @@ class ActiveLearner:
         background = self.background
         # swapped in once it has learned something of the new concept
         if background is not None and background.n_labels_seen >= 2:
+            background.learn_unsupervised_from(self.model.unsupervised)
             self.model, self.background = background, None
             self.model_swaps += 1
             log.info("swapped in the model trained since the warning (%d labels)",
@@ -591,13 +603,19 @@ class ActiveLearner:
 
     def _annotator_weight(self, features: dict[str, Any], label: Any, annotator: str) -> float:
         annotators = self.annotators
-        prediction = self.model.score(features)[1]  # the model as it is now, not at decide time
+        # the model as it is now, not at decide time; the record was seen then
+        prediction = self.model.score_quietly(features)[1]
         if prediction is not None:
             annotators.update(str(annotator), prediction == label)
         return annotators.weight(str(annotator))
 
-    def _learn_features(self, features: dict[str, Any], label: Any, weight: float) -> None:
-        self.model.learn_one(features, label, weight)
+    def _learn_features(
+        self, features: dict[str, Any], label: Any, weight: float, seen: bool = True
+    ) -> None:
+        if seen:  # decided before: the unsupervised steps have learned it then
+            self.model.learn_one(features, label, weight)
+        else:
+            self.model.learn_unseen_one(features, label, weight)
         if self._hears_labels:
             self.strategy.learned(features, label)
         background = self.background

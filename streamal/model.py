@@ -74,6 +74,13 @@ def _one_vs_rest(model: Any) -> Any:
     return multiclass.OneVsRestClassifier(model.clone())
 
 
+UNSUPERVISED = ("all", "labelled")
+
+# river's pipelines read this flag on themselves: set on one instance, its
+# unsupervised steps learn when it predicts, and no longer when it learns
+_LEARN_WHEN_PREDICTING = "_LEARN_UNSUPERVISED_DURING_PREDICT"
+
+
 class Classifier:
     """Wraps a river classifier so that it takes and returns the user's labels.
 
@@ -84,27 +91,90 @@ class Classifier:
     classes
         Labels known in advance (optional). More than two with a binary-only
         model gives one-vs-rest from the start.
+    unsupervised
+        What the unsupervised steps of a river pipeline (a scaler) learn
+        from: ``"labelled"`` records only, as a pipeline does by itself, or
+        ``"all"`` records scored, labelled or not. The features of every
+        record are there for free; the labelled ones alone are few and, under
+        an uncertainty strategy, drawn from near the decision boundary. A
+        model that is not a pipeline has no such steps and is unaffected.
+
+    >>> from river import linear_model, preprocessing
+    >>> m = Classifier(preprocessing.StandardScaler() | linear_model.LogisticRegression(),
+    ...                unsupervised="all")
+    >>> for x in range(5):
+    ...     _ = m.score({"x": float(x)})
+    >>> m.model["StandardScaler"].counts["x"]
+    5
     """
 
-    def __init__(self, model: Any, classes: Iterable[Any] | None = None):
+    #: class defaults, read by classifiers saved before the option existed
+    unsupervised = "labelled"
+    _teaches = False  # whether scoring a record teaches the model's unsupervised steps
+
+    def __init__(
+        self, model: Any, classes: Iterable[Any] | None = None, *, unsupervised: str = "labelled"
+    ):
         for verb in ("predict_proba_one", "learn_one"):
             if not callable(getattr(model, verb, None)):
                 raise TypeError(f"the model must have a {verb}() method; got {model!r}")
+        if unsupervised not in UNSUPERVISED:
+            raise ValueError(f"unsupervised must be 'all' or 'labelled', got {unsupervised!r}")
         self.classes: list[Any] = list(dict.fromkeys(classes or ()))
         self.upgrades = 0
+        self.unsupervised = unsupervised
         if _is_binary_only(model) and len(self.classes) > 2:
             model = _one_vs_rest(model)
-        self.model = model
+        self._adopt(model)
         self._binary = _is_binary_only(model)
         self._labels_seen: set[Any] = set()
         self._choose_predictor()
 
-    def fresh(self) -> Classifier:
+    def _adopt(self, model: Any) -> None:
+        self._teaches = self.unsupervised == "all" and hasattr(type(model), _LEARN_WHEN_PREDICTING)
+        if self._teaches:
+            setattr(model, _LEARN_WHEN_PREDICTING, True)
+        self.model = model
+
+    def learn_unsupervised_from(self, unsupervised: str) -> None:
+        """Switch what the unsupervised steps learn from (see ``unsupervised``)."""
+        if unsupervised not in UNSUPERVISED:
+            raise ValueError(f"unsupervised must be 'all' or 'labelled', got {unsupervised!r}")
+        self.unsupervised = unsupervised
+        if unsupervised == "labelled":
+            self.model.__dict__.pop(_LEARN_WHEN_PREDICTING, None)
+        self._adopt(self.model)
+        self._choose_predictor()
+
+    def score_quietly(self, x: dict[str, Any]) -> tuple[dict[Any, float], Any, float]:
+        """``score`` that teaches the unsupervised steps nothing (for a record seen before)."""
+        flags = self.model.__dict__
+        if flags.get(_LEARN_WHEN_PREDICTING):
+            flags[_LEARN_WHEN_PREDICTING] = False
+            try:
+                return self.score(x)
+            finally:
+                flags[_LEARN_WHEN_PREDICTING] = True
+        return self.score(x)
+
+    def learn_unseen_one(self, x: dict[str, Any], y: Any, w: float = 1.0) -> None:
+        """``learn_one`` for a record never scored: the unsupervised steps learn it too."""
+        flags = self.model.__dict__
+        if flags.get(_LEARN_WHEN_PREDICTING):
+            flags[_LEARN_WHEN_PREDICTING] = False  # the pipeline then teaches them itself
+            try:
+                self.learn_one(x, y, w)
+            finally:
+                flags[_LEARN_WHEN_PREDICTING] = True
+        else:
+            self.learn_one(x, y, w)
+
+    def fresh(self, unsupervised: str | None = None) -> Classifier:
         """An untrained copy: same model settings, same known classes (their order kept)."""
         clone = getattr(self.model, "clone", None)
         if clone is None:
             raise TypeError(f"the model cannot be cloned: {self.model!r}")
-        return Classifier(clone(), self.classes)
+        return Classifier(clone(), self.classes, unsupervised=unsupervised or self.unsupervised)
 
     @property
     def n_labels_seen(self) -> int:
@@ -159,6 +229,9 @@ class Classifier:
         return prediction
 
     def _score_many_nothing(self, xs: list[dict[str, Any]]) -> tuple[list, list[float]]:
+        if self._teaches:
+            for x in xs:
+                self.model.predict_proba_one(x)
         return [{} for _ in xs], [0.0] * len(xs)
 
     def _score_many_any(self, xs: list[dict[str, Any]]) -> tuple[list, list[float]]:
@@ -180,13 +253,22 @@ class Classifier:
         confidences = [p if p > 1.0 - p else 1.0 - p for p in p_pos]
         return [{neg: 1.0 - p, pos: p} for p in p_pos], confidences
 
+    # the three below answer without the model; with unsupervised="all" they
+    # still show it the record, whose unsupervised steps learn from it
+
     def _predict_nothing(self, x: dict[str, Any]) -> dict[Any, float]:
+        if self._teaches:
+            self.model.predict_proba_one(x)
         return {}
 
     def _score_nothing(self, x: dict[str, Any]) -> tuple[dict[Any, float], Any, float]:
+        if self._teaches:
+            self.model.predict_proba_one(x)
         return {}, None, 0.0
 
     def _predict_single(self, x: dict[str, Any]) -> dict[Any, float]:
+        if self._teaches:
+            self.model.predict_proba_one(x)
         return {next(iter(self._labels_seen)): 1.0}
 
     def _predict_mapped(self, x: dict[str, Any]) -> dict[Any, float]:
@@ -218,7 +300,7 @@ class Classifier:
                     "one-vs-rest, which learns afresh from here on",
                     y,
                 )
-                self.model = _one_vs_rest(self.model)
+                self._adopt(_one_vs_rest(self.model))
                 self._binary = False
                 self.upgrades += 1
             self._choose_predictor()

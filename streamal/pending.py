@@ -152,12 +152,17 @@ class PendingRequests:
 
     def pop(self, request_id: str, now: float) -> PendingRequest | str:
         """The request, or the reason it cannot take a label: unknown, duplicate, expired."""
-        if self.ttl is not None:
-            self.expire(now)
         req = self._open.pop(request_id, None)
         if req is None:
             why = self._closed.get(request_id)
             return "unknown" if why is None else ("duplicate" if why == "answered" else why)
+        # only this request's age is checked: a sweep of the whole table on
+        # every label would cost more than the rest of learning it
+        ttl = self.ttl
+        if ttl is not None and req.created <= now - ttl:
+            self._close(request_id, "expired")
+            self.expire(now)  # the others of its age went too
+            return "expired"
         self._close(request_id, "answered")
         return req
 

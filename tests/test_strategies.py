@@ -1,5 +1,6 @@
 """Strategies: the shared contract, scikit-activeml parity, invalid parameters."""
 
+import pickle
 import random
 import statistics
 
@@ -322,7 +323,7 @@ def test_probabilistic_al_learns_from_the_labels_the_learner_applies():
         if d.query:
             learner.learn(d.request_id, int(label))
     assert len(strategy._labelled) == learner.labels_applied > 50
-    restored = ActiveLearner.from_state(learner.state())
+    restored = ActiveLearner.from_state(pickle.loads(pickle.dumps(learner.state())))
     x = {"a": 0.1, "b": -0.2}
     assert restored.decide(x).utility == learner.decide(x).utility
 
