@@ -123,9 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="label delay at which the whole late-exploration share is reached (default: 200)",
     )  # fmt: skip
     replay.add_argument(
-        "--unsupervised", choices=("all", "labelled"), default="all",
-        help="what the model's unsupervised steps (the scaler) learn from: all records "
-        "(default), or only the labelled ones, as the pipeline alone would; random sampling "
+        "--unsupervised", choices=("all", "labelled"), default="labelled",
+        help="what the model's unsupervised steps (the scaler) learn from: only the labelled "
+        "records (default), as the pipeline alone would, or all records; random sampling "
         "and learning on every label do the same",
     )  # fmt: skip
     replay.add_argument(

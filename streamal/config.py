@@ -138,9 +138,9 @@ OPTIONS: tuple[Option, ...] = (
         "learner.unsupervised",
         "--unsupervised",
         str,
-        "all",
-        "what the model's unsupervised steps (the scaler) learn from: all records decided, or "
-        "only the labelled ones",
+        "labelled",
+        "what the model's unsupervised steps (the scaler) learn from: only the labelled "
+        "records, as the pipeline alone would, or all records decided",
         choices=UNSUPERVISED,
     ),
     Option(

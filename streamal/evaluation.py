@@ -234,7 +234,7 @@ def run_all_labels(
     delay: int = 0,
     noises: Sequence[float] = (),
     seed: int | None = 0,
-    unsupervised: str = "all",
+    unsupervised: str = "labelled",
     on_progress: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Prequential run that learns every label: the ceiling a budget aims at.
@@ -328,7 +328,7 @@ def replay(
                 delay=delay,
                 noises=noises,
                 seed=seed,
-                unsupervised=learner_options.get("unsupervised", "all"),
+                unsupervised=learner_options.get("unsupervised", "labelled"),
                 on_progress=step,
             )  # fmt: skip
         )
