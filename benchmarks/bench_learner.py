@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry
 from river import linear_model, preprocessing
 from river.datasets import synth
 
-from streamal import ActiveLearner, Record, VariableUncertainty
+from streamal import ActiveLearner, Decision, Record, VariableUncertainty
 from streamal.metrics import Metrics
 
 
@@ -49,12 +49,46 @@ def make_learner():
     return learner
 
 
-def queried_by_learner(stream, batch, chunk=500):
+class MinimalDecide:
+    """The least a Python ``decide`` can do: no cap, drift, counters or checks.
+
+    Model call, argmax, ``VariableUncertainty.ask``, a dict of pending
+    requests and a ``Decision``: a reference for what record-by-record
+    deciding costs in Python before any of the learner's guarantees.
+    """
+
+    def __init__(self):
+        self.model = make_model()
+        self.strategy = VariableUncertainty(budget=0.1)
+        self.pending = {}
+        self.n_queries = 0
+
+    def decide(self, record, now=None):
+        proba = self.model.predict_proba_one(record.features)
+        prediction, confidence = None, 0.0
+        for label, p in proba.items():
+            if p > confidence or prediction is None:
+                prediction, confidence = label, p
+        utility = 1.0 - confidence
+        query = self.strategy.ask(utility)
+        request_id = None
+        if query:
+            self.n_queries += 1
+            request_id = "q-" + record.id
+            self.pending[request_id] = record.features
+        return Decision(record.id, query, request_id, utility, confidence, prediction, proba,
+                        self.strategy.query_probability)  # fmt: skip
+
+    def learn(self, request_id, label, now=None):
+        self.model.learn_one(self.pending.pop(request_id), label)
+
+
+def queried_by_learner(stream, batch, chunk=500, make=make_learner):
     """The records the learner queries (an untimed run): the bare loop learns on them."""
-    return side_by_side(stream, batch, None, chunk)[3]
+    return side_by_side(stream, batch, None, chunk, make)[3]
 
 
-def side_by_side(stream, batch, queried, chunk=500):
+def side_by_side(stream, batch, queried, chunk=500, make=make_learner):
     """Alternate chunks of the learner and of the bare loop over the same records.
 
     Both see the same stretches of machine noise. Which of the two reads a
@@ -63,9 +97,10 @@ def side_by_side(stream, batch, queried, chunk=500):
     microseconds a label.
     """
     model = make_model()
-    learner = make_learner()
+    learner = make()
     records = [Record(str(i), x) for i, (x, _) in enumerate(stream)]
-    decide, decide_many, learn = learner.decide, learner.decide_many, learner.learn
+    decide, learn = learner.decide, learner.learn
+    decide_many = getattr(learner, "decide_many", None)
     clock = time.process_time
     made: list[int] = []
 
@@ -158,6 +193,15 @@ def main() -> None:
         spread = f"range {min(ratios):.3f}-{max(ratios):.3f}"
         print(f"  ratio learner/bare   {statistics.median(ratios):>10.3f}   "
               f"(median of {args.repeats}, {spread}; target >= 0.85)")  # fmt: skip
+
+    queried = queried_by_learner(stream, False, make=MinimalDecide)
+    ratios = []
+    for _ in range(args.repeats):
+        t_minimal, t_bare, _, _ = side_by_side(stream, False, queried, make=MinimalDecide)
+        ratios.append(t_bare / t_minimal)
+    print("reference: a minimal decide in Python (model call, argmax, ask, Decision), one by one")
+    print(f"  ratio minimal/bare   {statistics.median(ratios):>10.3f}   "
+          f"(median of {args.repeats}, range {min(ratios):.3f}-{max(ratios):.3f})")  # fmt: skip
 
     rng = np.random.default_rng(0)
     utilities = [float(u) for u in rng.beta(2, 5, size=args.utilities)]
