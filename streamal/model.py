@@ -17,7 +17,8 @@ the start when more than two ``classes`` are declared).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 __all__ = ["Classifier", "default_model"]
@@ -146,27 +147,27 @@ class Classifier:
         self._adopt(self.model)
         self._choose_predictor()
 
+    @contextmanager
+    def _as_a_plain_pipeline(self) -> Iterator[None]:
+        """Within: scoring teaches the unsupervised steps nothing, learning teaches them."""
+        flags = self.model.__dict__
+        if not flags.get(_LEARN_WHEN_PREDICTING):
+            yield
+            return
+        flags[_LEARN_WHEN_PREDICTING] = False
+        try:
+            yield
+        finally:
+            flags[_LEARN_WHEN_PREDICTING] = True
+
     def score_quietly(self, x: dict[str, Any]) -> tuple[dict[Any, float], Any, float]:
         """``score`` that teaches the unsupervised steps nothing (for a record seen before)."""
-        flags = self.model.__dict__
-        if flags.get(_LEARN_WHEN_PREDICTING):
-            flags[_LEARN_WHEN_PREDICTING] = False
-            try:
-                return self.score(x)
-            finally:
-                flags[_LEARN_WHEN_PREDICTING] = True
-        return self.score(x)
+        with self._as_a_plain_pipeline():
+            return self.score(x)
 
     def learn_unseen_one(self, x: dict[str, Any], y: Any, w: float = 1.0) -> None:
         """``learn_one`` for a record never scored: the unsupervised steps learn it too."""
-        flags = self.model.__dict__
-        if flags.get(_LEARN_WHEN_PREDICTING):
-            flags[_LEARN_WHEN_PREDICTING] = False  # the pipeline then teaches them itself
-            try:
-                self.learn_one(x, y, w)
-            finally:
-                flags[_LEARN_WHEN_PREDICTING] = True
-        else:
+        with self._as_a_plain_pipeline():
             self.learn_one(x, y, w)
 
     def fresh(self, unsupervised: str | None = None) -> Classifier:
