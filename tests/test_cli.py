@@ -176,3 +176,20 @@ def test_strategies_lists_every_strategy(tmp_path):
     out = streamal("strategies", cwd=tmp_path).stdout
     for name in ("variable_uncertainty", "split", "balanced_incremental_quantile_filter"):
         assert name in out
+
+
+def test_replay_lets_the_scaler_learn_from_every_record(tmp_path, dataset):
+    def quantile_filter_and_every_label(*flags):
+        streamal("replay", dataset("luxembourg.csv.gz"), "--budget", "0.05", *flags,
+                 "--json", "res.json", cwd=tmp_path)  # fmt: skip
+        (result,) = json.loads((tmp_path / "res.json").read_text())["results"]
+        rows = {row["strategy"]: row["accuracy"] for row in result["summary"]}
+        return result["unsupervised"], rows["balanced_incremental_quantile_filter"], rows
+
+    setting, labelled, rows_labelled = quantile_filter_and_every_label()
+    assert setting == "labelled"
+    setting, everything, rows_all = quantile_filter_and_every_label("--unsupervised", "all")
+    assert setting == "all"
+    # the setting reaches every learner: the strategy's and random sampling's runs change
+    assert everything != labelled
+    assert rows_all["random_sampling"] != rows_labelled["random_sampling"]
