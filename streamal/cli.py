@@ -13,6 +13,7 @@ from typing import Any
 
 from streamal import __version__
 from streamal.config import OPTIONS, ConfigError, load_settings, rates
+from streamal.model import UNSUPERVISED
 from streamal.strategies import STRATEGIES
 
 log = logging.getLogger("streamal")
@@ -123,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="label delay at which the whole late-exploration share is reached (default: 200)",
     )  # fmt: skip
     replay.add_argument(
-        "--unsupervised", choices=("all", "labelled"), default="labelled",
+        "--unsupervised", choices=UNSUPERVISED, default="labelled",
         help="what the model's unsupervised steps (the scaler) learn from: only the labelled "
         "records (default), as the pipeline alone would, or all records; random sampling "
         "and learning on every label do the same",

@@ -330,7 +330,7 @@ def replay(
                 seed=seed,
                 unsupervised=learner_options.get("unsupervised", "labelled"),
                 on_progress=step,
-            )  # fmt: skip
+            )
         )
     summary = []
     for name in [*names, ALL_LABELS]:

@@ -82,6 +82,11 @@ UNSUPERVISED = ("all", "labelled")
 _LEARN_WHEN_PREDICTING = "_LEARN_UNSUPERVISED_DURING_PREDICT"
 
 
+def _check_unsupervised(unsupervised: str) -> None:
+    if unsupervised not in UNSUPERVISED:
+        raise ValueError(f"unsupervised must be 'all' or 'labelled', got {unsupervised!r}")
+
+
 class Classifier:
     """Wraps a river classifier so that it takes and returns the user's labels.
 
@@ -109,9 +114,8 @@ class Classifier:
     5
     """
 
-    #: class defaults, read by classifiers saved before the option existed
+    #: class default, read by classifiers saved before the option existed
     unsupervised = "labelled"
-    _teaches = False  # whether scoring a record teaches the model's unsupervised steps
 
     def __init__(
         self, model: Any, classes: Iterable[Any] | None = None, *, unsupervised: str = "labelled"
@@ -119,8 +123,7 @@ class Classifier:
         for verb in ("predict_proba_one", "learn_one"):
             if not callable(getattr(model, verb, None)):
                 raise TypeError(f"the model must have a {verb}() method; got {model!r}")
-        if unsupervised not in UNSUPERVISED:
-            raise ValueError(f"unsupervised must be 'all' or 'labelled', got {unsupervised!r}")
+        _check_unsupervised(unsupervised)
         self.classes: list[Any] = list(dict.fromkeys(classes or ()))
         self.upgrades = 0
         self.unsupervised = unsupervised
@@ -132,15 +135,18 @@ class Classifier:
         self._choose_predictor()
 
     def _adopt(self, model: Any) -> None:
-        self._teaches = self.unsupervised == "all" and hasattr(type(model), _LEARN_WHEN_PREDICTING)
-        if self._teaches:
+        if self.unsupervised == "all" and hasattr(type(model), _LEARN_WHEN_PREDICTING):
             setattr(model, _LEARN_WHEN_PREDICTING, True)
         self.model = model
 
+    @property
+    def _teaches(self) -> bool:
+        """Whether scoring a record teaches the model's unsupervised steps now."""
+        return bool(getattr(self.model, "__dict__", {}).get(_LEARN_WHEN_PREDICTING))
+
     def learn_unsupervised_from(self, unsupervised: str) -> None:
         """Switch what the unsupervised steps learn from (see ``unsupervised``)."""
-        if unsupervised not in UNSUPERVISED:
-            raise ValueError(f"unsupervised must be 'all' or 'labelled', got {unsupervised!r}")
+        _check_unsupervised(unsupervised)
         self.unsupervised = unsupervised
         if unsupervised == "labelled":
             self.model.__dict__.pop(_LEARN_WHEN_PREDICTING, None)
