@@ -13,7 +13,7 @@ from typing import Any
 
 from streamal import __version__
 from streamal.config import OPTIONS, ConfigError, load_settings, rates
-from streamal.model import UNSUPERVISED
+from streamal.model import CLIP, UNSUPERVISED
 from streamal.strategies import STRATEGIES
 
 log = logging.getLogger("streamal")
@@ -130,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
         "and learning on every label do the same",
     )  # fmt: skip
     replay.add_argument(
+        "--clip", type=float, default=CLIP, metavar="LIMIT",
+        help=f"bound the standard-scaled features of the logistic regression to [-LIMIT, "
+        f"LIMIT] (default: {CLIP:g}; 0: no bound); random sampling and learning on every "
+        "label do the same",
+    )  # fmt: skip
+    replay.add_argument(
         "--annotator-noises", default="", metavar="RATES",
         help="labels from simulated annotators with these noise rates, e.g. 0.05,0.4 (each "
         "request to one at random, labels tagged with its id when there are several; "
@@ -204,7 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def make_learner(partition: int = 0) -> ActiveLearner:
         return ActiveLearner(
-            model=make_model(s["learner.model"]),
+            model=make_model(s["learner.model"], clip=s["learner.clip"]),
             strategy=get_strategy(
                 s["learner.strategy"], budget=s["learner.budget"], seed=seed + partition
             ),
@@ -356,6 +362,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             raise ConfigError(f"--budget: must be in (0, 1], got {budget}")
     if args.drift_boost < 1:
         raise ConfigError(f"--drift-boost: must be >= 1, got {args.drift_boost}")
+    if not args.clip >= 0:
+        raise ConfigError(f"--clip: must be >= 0, got {args.clip}")
     if not 0 <= args.exploration <= 1:
         raise ConfigError(f"--exploration: must be in [0, 1], got {args.exploration}")
     if not 0 <= args.late_exploration < 1:
@@ -398,7 +406,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 background=args.background, confidence_drift=args.confidence_drift,
                 late_exploration=args.late_exploration, late_delay=args.late_delay,
                 noises=noises, second_opinion_below=args.second_opinion_below,
-                unsupervised=args.unsupervised, progress=progress,
+                unsupervised=args.unsupervised, clip=args.clip, progress=progress,
             )  # fmt: skip
             result["dataset"] = Path(path).name
             result["skipped_rows"] = skipped

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from streamal.drift import DETECTORS as DRIFT
-from streamal.model import MODELS, UNSUPERVISED
+from streamal.model import CLIP, MODELS, UNSUPERVISED
 from streamal.strategies import STRATEGIES
 from streamal.utility import UTILITIES
 
@@ -150,6 +150,15 @@ OPTIONS: tuple[Option, ...] = (
         "logistic_regression",
         "river model (standard-scaled; one-vs-rest for several classes where needed)",
         choices=MODELS,
+    ),
+    Option(
+        "learner.clip",
+        "--clip",
+        float,
+        CLIP,
+        "bound the standard-scaled features of the logistic regression to [-CLIP, CLIP], so "
+        "that one unusual record cannot throw its weights around (0: no bound)",
+        _non_negative,
     ),
     Option(
         "learner.drift",

@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 from streamal.drift import make_drift_monitor
 from streamal.learner import ActiveLearner
-from streamal.model import Classifier, make_model
+from streamal.model import CLIP, Classifier, make_model
 from streamal.records import Record
 from streamal.simulate import SimulatedAnnotator
 from streamal.strategies import get as get_strategy
@@ -139,6 +139,7 @@ def run_strategy(
     seed: int | None = 0,
     delay: int = 0,
     model: str = "logistic_regression",
+    clip: float | None = CLIP,
     drift: str = "adwin",
     exploration: float = 0.0,
     noises: Sequence[float] = (),
@@ -163,7 +164,7 @@ def run_strategy(
     if not 0 <= exploration < budget:
         raise ValueError(f"exploration must be in [0, budget), got {exploration}")
     learner = ActiveLearner(
-        model=make_model(model, len(classes)),
+        model=make_model(model, len(classes), clip=clip),
         # exploring labels come out of the budget: the strategy gets the rest
         strategy=get_strategy(strategy, budget=budget - exploration, seed=seed, **params),
         classes=classes,
@@ -231,6 +232,7 @@ def run_all_labels(
     ys: Sequence[Any],
     *,
     model: str = "logistic_regression",
+    clip: float | None = CLIP,
     delay: int = 0,
     noises: Sequence[float] = (),
     seed: int | None = 0,
@@ -243,7 +245,7 @@ def run_all_labels(
     ``run_strategy``. ``unsupervised`` as in ``ActiveLearner``.
     """
     classes = _classes(ys)
-    clf = Classifier(make_model(model, len(classes)), classes, unsupervised=unsupervised)
+    clf = Classifier(make_model(model, len(classes), clip=clip), classes, unsupervised=unsupervised)
     waiting: deque[tuple[int, dict, Any]] = deque()
     team = _annotators(noises, 0, seed)
     correct = 0
@@ -288,6 +290,7 @@ def replay(
     seeds: int = 1,
     delay: int = 0,
     model: str = "logistic_regression",
+    clip: float | None = CLIP,
     drift: str = "adwin",
     exploration: float = 0.0,
     noises: Sequence[float] = (),
@@ -314,7 +317,7 @@ def replay(
         for seed in name_seeds:
             runs.append(
                 run_strategy(
-                    xs, ys, name, budget=budget, seed=seed, delay=delay, model=model,
+                    xs, ys, name, budget=budget, seed=seed, delay=delay, model=model, clip=clip,
                     drift=drift, exploration=exploration, noises=noises, on_progress=step,
                     **learner_options,
                 )
@@ -325,6 +328,7 @@ def replay(
                 xs,
                 ys,
                 model=model,
+                clip=clip,
                 delay=delay,
                 noises=noises,
                 seed=seed,
@@ -360,6 +364,7 @@ def replay(
         "seeds": seeds,
         "delay": delay,
         "model": model,
+        "clip": clip,
         "exploration": exploration,
         "noises": list(noises),
         **learner_options,

@@ -56,7 +56,8 @@ class ActiveLearner:
     ----------
     model
         A river classifier (or anything with ``predict_proba_one`` and
-        ``learn_one``). Default: ``StandardScaler | LogisticRegression``,
+        ``learn_one``). Default: ``StandardScaler | LogisticRegression``
+        with the scaled features bounded to [-3, 3] (``default_model``),
         one-vs-rest for more than two classes. Labels of any hashable type
         work; binary-only models get their labels mapped.
     strategy

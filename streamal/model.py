@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["Classifier", "default_model"]
+__all__ = ["Classifier", "default_model", "clip_features"]
 
 log = logging.getLogger("streamal")
 
@@ -45,16 +45,59 @@ def _one_hot_text(x: dict) -> dict:
     return x
 
 
-def default_model(n_classes: int = 2) -> Any:
+#: default bound on the standard-scaled features of the logistic regression
+CLIP = 3.0
+
+
+def clip_features(limit: float = CLIP) -> Any:
+    """A river transformer that bounds every feature to ``[-limit, limit]``.
+
+    >>> clip_features(3.0).transform_one({"a": 7.5, "b": -0.5, "c": -4.0})
+    {'a': 3.0, 'b': -0.5, 'c': -3.0}
+    """
+    from river import compose
+
+    if not limit > 0:
+        raise ValueError(f"limit must be positive, got {limit!r}")
+    return compose.FuncTransformer(_Clip(float(limit)))
+
+
+class _Clip:
+    # a named callable (river prints a FuncTransformer by its function's name)
+    # that pickles with the model in a checkpoint
+    def __init__(self, limit: float):
+        self.limit = limit
+        self.__name__ = f"clip_features({limit:g})"
+
+    def __repr__(self) -> str:
+        return self.__name__
+
+    def __call__(self, x: dict) -> dict:
+        limit = self.limit
+        return {k: (limit if v > limit else -limit if v < -limit else v) for k, v in x.items()}
+
+
+def default_model(n_classes: int = 2, clip: float | None = CLIP) -> Any:
     """``StandardScaler | LogisticRegression``, one-vs-rest for more than two classes.
 
     Text features are one-hot encoded first, so categorical columns work too.
+    The scaled features are bounded to ``[-clip, clip]`` (``None`` or 0: not
+    bounded). An uncertainty strategy asks for unusual records, whose scaled
+    values run far out (a rare 0/1 feature becomes 10 or more); one such
+    label would throw the weights of a stochastic-gradient model around.
+
+    >>> print(default_model(clip=None))
+    _one_hot_text | StandardScaler | LogisticRegression
+    >>> print(default_model())
+    _one_hot_text | StandardScaler | clip_features(3) | LogisticRegression
     """
     from river import linear_model, multiclass, preprocessing
 
     clf: Any = linear_model.LogisticRegression()
     if n_classes > 2:
         clf = multiclass.OneVsRestClassifier(clf)
+    if clip:
+        return one_hot_text() | preprocessing.StandardScaler() | clip_features(clip) | clf
     return one_hot_text() | preprocessing.StandardScaler() | clf
 
 
@@ -325,8 +368,13 @@ class Classifier:
 MODELS = ("logistic_regression", "hoeffding_tree", "hoeffding_adaptive_tree", "naive_bayes")
 
 
-def make_model(name: str = "logistic_regression", n_classes: int = 2) -> Any:
+def make_model(
+    name: str = "logistic_regression", n_classes: int = 2, clip: float | None = CLIP
+) -> Any:
     """A model by name, standard-scaled where it helps.
+
+    ``clip`` bounds the scaled features of the logistic regression (see
+    ``default_model``); the other models do not use it.
 
     >>> make_model("hoeffding_tree")
     HoeffdingTreeClassifier (...)
@@ -334,7 +382,7 @@ def make_model(name: str = "logistic_regression", n_classes: int = 2) -> Any:
     from river import naive_bayes, preprocessing, tree
 
     if name == "logistic_regression":
-        return default_model(n_classes)
+        return default_model(n_classes, clip)
     if name == "hoeffding_tree":
         return tree.HoeffdingTreeClassifier()
     if name == "hoeffding_adaptive_tree":

@@ -193,3 +193,26 @@ def test_replay_lets_the_scaler_learn_from_every_record(tmp_path, dataset):
     # the setting reaches every learner: the strategy's and random sampling's runs change
     assert everything != labelled
     assert rows_all["random_sampling"] != rows_labelled["random_sampling"]
+
+
+def test_replay_clip_reaches_every_learner_and_bad_values_are_clear(tmp_path, dataset):
+    def accuracies(*flags):
+        streamal("replay", dataset("usenet2.csv.gz"), "--budget", "0.1", *flags,
+                 "--json", "res.json", cwd=tmp_path)  # fmt: skip
+        (result,) = json.loads((tmp_path / "res.json").read_text())["results"]
+        return result["clip"], {row["strategy"]: row["accuracy"] for row in result["summary"]}
+
+    clip, bounded = accuracies()
+    assert clip == 3.0
+    clip, unbounded = accuracies("--clip", "0")
+    assert clip == 0.0
+    # usenet2's rare 0/1 words scale far past 3: every learner sees other values
+    for name in ("balanced_incremental_quantile_filter", "random_sampling", "all_labels"):
+        assert bounded[name] != unbounded[name], name
+    proc = streamal("replay", dataset("usenet2.csv.gz"), "--clip", "-1", cwd=tmp_path,
+                    check=False)  # fmt: skip
+    assert proc.returncode == 2 and "--clip: must be >= 0" in proc.stderr
+    (tmp_path / "bad.toml").write_text("[learner]\nclip = -2.0\n")
+    proc = streamal("run", "--config", "bad.toml", "--max-records", "10", cwd=tmp_path,
+                    check=False)  # fmt: skip
+    assert proc.returncode == 2 and "learner.clip: must be >= 0" in proc.stderr

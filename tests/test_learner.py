@@ -653,3 +653,46 @@ def test_a_background_model_learns_from_labels_until_it_is_swapped_in():
 def test_unsupervised_takes_only_its_two_values():
     with pytest.raises(ValueError, match="unsupervised"):
         _scaled_learner("some")
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=3),
+        st.floats(allow_nan=False, allow_infinity=True, width=64),
+        max_size=8,
+    ),
+    st.floats(min_value=0.1, max_value=100.0),
+)
+def test_clipped_features_stay_in_bounds_and_others_pass_unchanged(x, limit):
+    from streamal.model import clip_features
+
+    out = clip_features(limit).transform_one(x)
+    assert out.keys() == x.keys()
+    for k, v in x.items():
+        assert -limit <= out[k] <= limit
+        if -limit <= v <= limit:
+            assert out[k] == v
+
+
+def test_default_model_bounds_an_outlier_and_survives_a_checkpoint():
+    from streamal.model import default_model
+
+    def weight_after_an_outlier(clip):
+        model = default_model(clip=clip)
+        rng = random.Random(0)
+        for _ in range(200):
+            x = rng.uniform(-1, 1)
+            model.learn_one({"x": x}, x > 0)
+        before = model["LogisticRegression"].weights["x"]
+        model.learn_one({"x": 1e4}, False)  # far out, and against the concept
+        return before, model["LogisticRegression"].weights["x"], model
+
+    before, after, clipped = weight_after_an_outlier(3.0)
+    # one SGD step of the log loss moves a weight by at most lr * |feature| = 0.01 * 3
+    assert abs(after - before) <= 0.03 + 1e-12
+    before, after, _ = weight_after_an_outlier(None)
+    # scaled by a scaler that has seen it among 200 others: about sqrt(200) = 14
+    assert abs(after - before) > 0.1
+    restored = pickle.loads(pickle.dumps(clipped))
+    assert str(restored) == str(clipped)
+    assert restored.predict_proba_one({"x": 50.0}) == clipped.predict_proba_one({"x": 50.0})
