@@ -13,14 +13,19 @@ True
 "feature 'a' is NaN or infinite"
 >>> v.check({"b": "x"})
 "missing feature 'a'"
+>>> v.check({"a": 10**400, "b": "x"})
+"feature 'a' is too large for a number: 10000000000000000000..."
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 __all__ = ["RecordValidator"]
+
+_FLOAT_MAX = sys.float_info.max
 
 
 class RecordValidator:
@@ -51,7 +56,7 @@ class RecordValidator:
             try:
                 if math.isfinite(sum(features.values())):
                     return None
-            except TypeError:
+            except (TypeError, OverflowError):  # OverflowError: an int past float range
                 pass
         isfinite = math.isfinite
         for name, value in features.items():
@@ -71,6 +76,8 @@ class RecordValidator:
                     return f"feature {name!r} is NaN or infinite"
             elif not isinstance(value, int | float):  # bool is an int
                 return f"feature {name!r} has unsupported type {kind.__name__}"
+            elif kind is int and not -_FLOAT_MAX <= value <= _FLOAT_MAX:
+                return f"feature {name!r} is too large for a number: {str(value)[:20]}..."
         if numeric is None:
             self.numeric = {
                 k for k, v in features.items() if not isinstance(v, str) and not isinstance(v, bool)
