@@ -1,7 +1,8 @@
 """Checks that a record's features are usable before the model sees them.
 
 The first good record fixes which features are numeric; later records must
-have every feature, numbers where numbers were, and no NaN or infinity.
+have every feature, numbers where numbers were, and no NaN, infinity or
+magnitude beyond 1e100 (which would overflow the scaler's running variance).
 A failing record gets a one-line reason and goes to the dead letters.
 
 >>> v = RecordValidator()
@@ -13,19 +14,28 @@ True
 "feature 'a' is NaN or infinite"
 >>> v.check({"b": "x"})
 "missing feature 'a'"
+>>> v.check({"a": 1e300, "b": "x"})
+"feature 'a' is too large to learn from (beyond 1e100): 1e+300"
 >>> v.check({"a": 10**400, "b": "x"})
-"feature 'a' is too large for a number: 10000000000000000000..."
+"feature 'a' is too large to learn from (beyond 1e100): 10000000000000000000..."
 """
 
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any
 
 __all__ = ["RecordValidator"]
 
-_FLOAT_MAX = sys.float_info.max
+#: the largest magnitude a feature may have: a running variance squares it,
+#: and one square past float range turns the scaler's state to NaN for good
+_LARGEST = 1e100
+
+
+def _too_large(name: str, value: float) -> str:
+    shown = repr(value)
+    shown = shown if len(shown) <= 24 else shown[:20] + "..."
+    return f"feature {name!r} is too large to learn from (beyond 1e100): {shown}"
 
 
 class RecordValidator:
@@ -52,9 +62,10 @@ class RecordValidator:
         numeric = self.numeric
         if numeric is not None and features.keys() == self.names:
             # fast path for the usual record: known names, numbers wherever a sum
-            # works and is finite; anything else takes the loop that names the problem
+            # works, none of them NaN, infinite or huge; anything else takes the
+            # loop that names the problem
             try:
-                if math.isfinite(sum(features.values())):
+                if sum(map(abs, features.values())) <= _LARGEST:
                     return None
             except (TypeError, OverflowError):  # OverflowError: an int past float range
                 pass
@@ -65,19 +76,26 @@ class RecordValidator:
             if kind is float and type(name) is str:
                 if not isfinite(value):
                     return f"feature {name!r} is NaN or infinite"
+                if not -_LARGEST <= value <= _LARGEST:
+                    return _too_large(name, value)
                 continue
             if not isinstance(name, str):
                 return f"feature name {name!r} is not a string"
             if kind is str:
                 if numeric is not None and name in numeric:
                     return f"feature {name!r} must be a number, got {value!r}"
-            elif kind is float:
+            elif isinstance(value, bool):
+                pass
+            elif isinstance(value, float):  # numpy's float64 too
                 if not isfinite(value):
                     return f"feature {name!r} is NaN or infinite"
-            elif not isinstance(value, int | float):  # bool is an int
+                if not -_LARGEST <= value <= _LARGEST:
+                    return _too_large(name, value)
+            elif isinstance(value, int):
+                if not -_LARGEST <= value <= _LARGEST:
+                    return _too_large(name, value)
+            else:
                 return f"feature {name!r} has unsupported type {kind.__name__}"
-            elif kind is int and not -_FLOAT_MAX <= value <= _FLOAT_MAX:
-                return f"feature {name!r} is too large for a number: {str(value)[:20]}..."
         if numeric is None:
             self.numeric = {
                 k for k, v in features.items() if not isinstance(v, str) and not isinstance(v, bool)

@@ -26,6 +26,9 @@ def test_malformed_records_go_to_dead_letters_and_the_loop_goes_on(tmp_path):
     lines[50] = json.dumps([1, 2, 3])
     lines[60] = json.dumps({"id": "r60", "features": {}})
     lines[70] = json.dumps({"id": "r70", "features": {"a": 1, "b": "x"}, "ts": "yesterday"})
+    # finite, but its square is not: it would turn the scaler's variance to NaN for good
+    lines[80] = json.dumps({"id": "r80", "features": {"a": 1e300, "b": "x"}, "label": 1})
+    lines[90] = '{"id": "r90", "features": {"a": 1%s, "b": "x"}}' % ("0" * 400)
     src = tmp_path / "in.jsonl.gz"
     with gzip.open(src, "wt") as f:
         f.write("\n".join(lines) + "\n")
@@ -41,8 +44,8 @@ def test_malformed_records_go_to_dead_letters_and_the_loop_goes_on(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()]
     reasons = [r["reason"] for r in rows]
     assert stats.records == 300
-    assert learner.n_records == 293
-    assert len(rows) == 7
+    assert learner.n_records == 291
+    assert len(rows) == 9
     assert any("malformed JSON" in r for r in reasons)
     assert "feature 'a' must be a number, got 'high'" in reasons
     assert "missing feature 'a'" in reasons
@@ -50,8 +53,13 @@ def test_malformed_records_go_to_dead_letters_and_the_loop_goes_on(tmp_path):
     assert "a record must be a JSON object" in reasons
     assert "record has no features" in reasons
     assert any("ts must be a finite number" in r for r in reasons)
-    assert registry.get_sample_value("streamal_dead_letters_total", {"kind": "record"}) == 7
-    assert registry.get_sample_value("streamal_records_total") == 293
+    assert "feature 'a' is too large to learn from (beyond 1e100): 1e+300" in reasons
+    assert any("too large to learn from" in r and "10000" in r for r in reasons)
+    assert registry.get_sample_value("streamal_dead_letters_total", {"kind": "record"}) == 9
+    assert registry.get_sample_value("streamal_records_total") == 291
+    # the model still gives numbers
+    probabilities = learner.decide({"a": 3, "b": "x"}).probabilities
+    assert probabilities and all(0.0 <= p <= 1.0 for p in probabilities.values())
 
 
 def test_rejected_labels_are_dead_lettered_with_their_reason():
