@@ -32,7 +32,10 @@ __all__ = ["RecordValidator"]
 _LARGEST = 1e100
 
 
-def _too_large(name: str, value: float) -> str:
+def _unusable(name: str, value: float) -> str:
+    """Why a number outside ``[-_LARGEST, _LARGEST]`` cannot be learned from."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"feature {name!r} is NaN or infinite"
     shown = repr(value)
     shown = shown if len(shown) <= 24 else shown[:20] + "..."
     return f"feature {name!r} is too large to learn from (beyond 1e100): {shown}"
@@ -69,31 +72,22 @@ class RecordValidator:
                     return None
             except (TypeError, OverflowError):  # OverflowError: an int past float range
                 pass
-        isfinite = math.isfinite
         for name, value in features.items():
             kind = type(value)
-            # the common case first: a float feature with a text name
+            # the common case first: a float feature with a text name. NaN and
+            # infinity fail the bound too; _unusable says which it was
             if kind is float and type(name) is str:
-                if not isfinite(value):
-                    return f"feature {name!r} is NaN or infinite"
                 if not -_LARGEST <= value <= _LARGEST:
-                    return _too_large(name, value)
+                    return _unusable(name, value)
                 continue
             if not isinstance(name, str):
                 return f"feature name {name!r} is not a string"
             if kind is str:
                 if numeric is not None and name in numeric:
                     return f"feature {name!r} must be a number, got {value!r}"
-            elif isinstance(value, bool):
-                pass
-            elif isinstance(value, float):  # numpy's float64 too
-                if not isfinite(value):
-                    return f"feature {name!r} is NaN or infinite"
+            elif isinstance(value, int | float):  # bool is an int; numpy's float64 a float
                 if not -_LARGEST <= value <= _LARGEST:
-                    return _too_large(name, value)
-            elif isinstance(value, int):
-                if not -_LARGEST <= value <= _LARGEST:
-                    return _too_large(name, value)
+                    return _unusable(name, value)
             else:
                 return f"feature {name!r} has unsupported type {kind.__name__}"
         if numeric is None:
