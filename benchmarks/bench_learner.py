@@ -165,6 +165,16 @@ def side_by_side(stream, batch, queried, chunk=500, make=make_learner):
     return t_learner, t_bare, learner.n_queries, set(made)
 
 
+def timed_runs(stream, batch, repeats, make=make_learner):
+    """``(learner seconds, bare seconds, labels learned)`` of each timed run."""
+    queried = queried_by_learner(stream, batch, make=make)
+    return [side_by_side(stream, batch, queried, make=make)[:3] for _ in range(repeats)]
+
+
+def spread(ratios):
+    return f"range {min(ratios):.3f}-{max(ratios):.3f}"
+
+
 def ask_per_record(utilities):
     s = VariableUncertainty(budget=0.1)
     ask = s.ask
@@ -200,29 +210,20 @@ def main() -> None:
     print(f"Hyperplane(n_features=10), {args.records:,} records, StandardScaler | "
           "LogisticRegression, budget 10%")  # fmt: skip
     for batch, name in ((False, "decide, one by one"), (True, "decide_many, 500 a batch")):
-        ratios, learner_rps, bare_rps = [], [], []
-        queried = queried_by_learner(stream, batch)
-        for _ in range(args.repeats):
-            t_learner, t_bare, n_queries, _ = side_by_side(stream, batch, queried)
-            ratios.append(t_bare / t_learner)
-            learner_rps.append(args.records / t_learner)
-            bare_rps.append(args.records / t_bare)
-        print(f"{name} ({n_queries:,} labels learned)")
-        print(f"  bare river loop      {max(bare_rps):>10,.0f} records/s")
-        print(f"  streamal learner     {max(learner_rps):>10,.0f} records/s")
-        spread = f"range {min(ratios):.3f}-{max(ratios):.3f}"
-        print(f"  ratio learner/bare   {statistics.median(ratios):>10.3f}   "
-              f"(median of {args.repeats}, {spread}; target >= 0.85)")  # fmt: skip
+        runs = timed_runs(stream, batch, args.repeats)
+        ratios = [t_bare / t_learner for t_learner, t_bare, _ in runs]
+        print(f"{name} ({runs[-1][2]:,} labels learned)")
+        print(f"  bare river loop      {args.records / min(r[1] for r in runs):>10,.0f} records/s")
+        print(f"  streamal learner     {args.records / min(r[0] for r in runs):>10,.0f} records/s")
+        print(f"  ratio learner/bare   {statistics.median(ratios):>10.3f}   (median of "
+              f"{args.repeats}, {spread(ratios)}; target >= 0.85)")  # fmt: skip
 
     print("reference: a minimal decide in Python (model call, argmax, ask, Decision)")
     for batch, name in ((False, "one by one"), (True, "500 a batch")):
-        queried = queried_by_learner(stream, batch, make=MinimalDecide)
-        ratios = []
-        for _ in range(args.repeats):
-            t_minimal, t_bare, _, _ = side_by_side(stream, batch, queried, make=MinimalDecide)
-            ratios.append(t_bare / t_minimal)
+        runs = timed_runs(stream, batch, args.repeats, make=MinimalDecide)
+        ratios = [t_bare / t_minimal for t_minimal, t_bare, _ in runs]
         print(f"  ratio minimal/bare   {statistics.median(ratios):>10.3f}   (median of "
-              f"{args.repeats}, range {min(ratios):.3f}-{max(ratios):.3f}), {name}")  # fmt: skip
+              f"{args.repeats}, {spread(ratios)}), {name}")  # fmt: skip
 
     rng = np.random.default_rng(0)
     utilities = [float(u) for u in rng.beta(2, 5, size=args.utilities)]
