@@ -96,9 +96,8 @@ def default_model(n_classes: int = 2, clip: float | None = CLIP) -> Any:
     clf: Any = linear_model.LogisticRegression()
     if n_classes > 2:
         clf = multiclass.OneVsRestClassifier(clf)
-    if clip:
-        return one_hot_text() | preprocessing.StandardScaler() | clip_features(clip) | clf
-    return one_hot_text() | preprocessing.StandardScaler() | clf
+    scaled = one_hot_text() | preprocessing.StandardScaler()
+    return scaled | clip_features(clip) | clf if clip else scaled | clf
 
 
 def _is_binary_only(model: Any) -> bool:
