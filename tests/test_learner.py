@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from river import linear_model, naive_bayes, preprocessing, tree
 from river.datasets import synth
 
-from streamal import ActiveLearner, Record, strategies
+from streamal import ActiveLearner, Record, clip_features, default_model, strategies
 from streamal.drift import DriftMonitor
 
 
@@ -664,8 +664,6 @@ def test_unsupervised_takes_only_its_two_values():
     st.floats(min_value=0.1, max_value=100.0),
 )
 def test_clipped_features_stay_in_bounds_and_others_pass_unchanged(x, limit):
-    from streamal.model import clip_features
-
     out = clip_features(limit).transform_one(x)
     assert out.keys() == x.keys()
     for k, v in x.items():
@@ -675,8 +673,6 @@ def test_clipped_features_stay_in_bounds_and_others_pass_unchanged(x, limit):
 
 
 def test_default_model_bounds_an_outlier_and_survives_a_checkpoint():
-    from streamal.model import default_model
-
     def weight_after_an_outlier(clip):
         model = default_model(clip=clip)
         rng = random.Random(0)
