@@ -292,6 +292,10 @@ class KafkaApp:
             enable_auto_commit=False, auto_offset_reset="earliest",
             isolation_level="read_committed", max_poll_records=500,
             fetch_max_wait_ms=100, session_timeout_ms=10_000,
+            # a topic just created (by _ensure_topics, or by a producer) may not be in
+            # the first metadata the group assigns from; the client would then
+            # see its partitions only at the next refresh, 5 minutes by default
+            metadata_max_age_ms=5_000,
         )  # fmt: skip
         self._rebalanced = False
         self._assigned = False
