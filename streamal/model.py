@@ -241,7 +241,7 @@ class Classifier:
             self.classes[:2] == [False, True] and len(self.classes) == 2
         ):
             self.predict_proba_one, self.score = self.model.predict_proba_one, self._score_any
-            self.score_many = self._score_many_any
+            self.score_many = self._score_many_bool if self._binary else self._score_many_all
         elif len(self._labels_seen) < 2:
             self.predict_proba_one, self.score = self._predict_single, self._score_any
             self.score_many = self._score_many_any
@@ -296,9 +296,34 @@ class Classifier:
                 add(max(proba.values()) if proba else 0.0)
         return probas, confidences
 
+    # the default model scores a batch at once (streamal.batch_scoring), with the
+    # same results; any other model, or a batch it cannot take, goes one by one
+
+    def _score_many_all(self, xs: list[dict[str, Any]]) -> tuple[list, list[float]]:
+        from streamal.batch_scoring import class_probabilities
+
+        probas = class_probabilities(self.model, xs)
+        if probas is None:
+            return self._score_many_any(xs)
+        return probas, [max(proba.values()) for proba in probas]
+
+    def _score_many_bool(self, xs: list[dict[str, Any]]) -> tuple[list, list[float]]:
+        from streamal.batch_scoring import positive_probabilities
+
+        p_true = positive_probabilities(self.model, xs)
+        if p_true is None:
+            return self._score_many_any(xs)
+        return [{False: 1.0 - p, True: p} for p in p_true], [p if p > 1.0 - p else 1.0 - p
+                                                             for p in p_true]  # fmt: skip
+
     def _score_many_mapped(self, xs: list[dict[str, Any]]) -> tuple[list, list[float]]:
-        predict, neg, pos = self.model.predict_proba_one, self._neg, self._pos
-        p_pos = [predict(x).get(True, 0.0) for x in xs]
+        from streamal.batch_scoring import positive_probabilities
+
+        neg, pos = self._neg, self._pos
+        p_pos = positive_probabilities(self.model, xs)
+        if p_pos is None:
+            predict = self.model.predict_proba_one
+            p_pos = [predict(x).get(True, 0.0) for x in xs]
         confidences = [p if p > 1.0 - p else 1.0 - p for p in p_pos]
         return [{neg: 1.0 - p, pos: p} for p in p_pos], confidences
 

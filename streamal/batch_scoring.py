@@ -1,0 +1,155 @@
+"""Scores a batch of records with the default model in a few numpy passes.
+
+``decide_many`` spends most of its time in the model: a river pipeline
+handles one dict at a time, through a new dict at every step. For the model
+streamal builds by default (``StandardScaler``, optionally bounded, then a
+``LogisticRegression`` or a one-vs-rest of them) the same arithmetic runs
+here on a whole batch as a matrix. The results are bit-for-bit those of
+``predict_proba_one``: the same subtractions and divisions, each dot product
+summed in the record's own feature order as river sums it, the same sigmoid.
+
+Anything else returns ``None`` and the caller scores one by one: another
+model, a pipeline that learns while it predicts, text values, records whose
+features are not all in one order, values that would overflow.
+
+>>> from river import datasets
+>>> from streamal.model import default_model
+>>> model = default_model()
+>>> data = list(datasets.Phishing())
+>>> for x, y in data[:500]:
+...     model.learn_one(x, y)
+>>> xs = [x for x, _ in data[500:600]]
+>>> positive_probabilities(model, xs) == [model.predict_proba_one(x)[True] for x in xs]
+True
+"""
+
+from __future__ import annotations
+
+from itertools import chain
+from typing import Any
+
+import numpy as np
+from river import compose, linear_model, multiclass, optim, preprocessing
+from river.utils.math import sigmoid
+
+from streamal.model import _Clip, _one_hot_text
+
+__all__ = ["positive_probabilities", "class_probabilities"]
+
+#: below this many records the numpy set-up costs more than it saves
+MIN_BATCH = 16
+
+
+def positive_probabilities(model: Any, xs: list[dict]) -> list[float] | None:
+    """``predict_proba_one(x)[True]`` of a ``... | LogisticRegression`` pipeline, per record."""
+    plan = _plan(model, linear_model.LogisticRegression)
+    if plan is None:
+        return None
+    scaled = _scaled(plan, xs)
+    if scaled is None:
+        return None
+    z, keys = scaled
+    logits = _logits(plan[-1], z, keys)
+    return None if logits is None else list(map(sigmoid, logits.tolist()))
+
+
+def class_probabilities(model: Any, xs: list[dict]) -> list[dict[Any, float]] | None:
+    """``predict_proba_one(x)`` of a ``... | OneVsRestClassifier(LogisticRegression)`` pipeline."""
+    plan = _plan(model, multiclass.OneVsRestClassifier)
+    if plan is None:
+        return None
+    ovr = plan[-1]
+    members = ovr.classifiers
+    if not members or not all(_is_logistic(m) for m in members.values()):
+        return None
+    scaled = _scaled(plan, xs)
+    if scaled is None:
+        return None
+    z, keys = scaled
+    labels, columns = list(members), []
+    for member in members.values():
+        logits = _logits(member, z, keys)
+        if logits is None:
+            return None
+        columns.append(list(map(sigmoid, logits.tolist())))
+    probas = []
+    share = 1 / len(labels)
+    for votes in zip(*columns, strict=True):
+        total = 0.0
+        for v in votes:  # summed in class order, as river sums them
+            total += v
+        if total:
+            probas.append({label: v / total for label, v in zip(labels, votes, strict=True)})
+        else:
+            probas.append(dict.fromkeys(labels, share))
+    return probas
+
+
+def _is_logistic(step: Any) -> bool:
+    return type(step) is linear_model.LogisticRegression and type(step.loss) is optim.losses.Log
+
+
+def _plan(model: Any, last_type: type) -> tuple | None:
+    """``(scaler, clip limit or None, last step)`` when the batch path reproduces ``model``."""
+    if type(model) is not compose.Pipeline or model._LEARN_UNSUPERVISED_DURING_PREDICT:
+        return None
+    steps = list(model.steps.values())
+    if steps and isinstance(steps[0], compose.FuncTransformer) and steps[0].func is _one_hot_text:
+        steps = steps[1:]  # numbers pass it unchanged; text values are refused below
+    if len(steps) not in (2, 3):
+        return None
+    scaler, last = steps[0], steps[-1]
+    if not (
+        type(scaler) is preprocessing.StandardScaler
+        and scaler.with_std
+        and scaler.window_size is None
+    ):
+        return None
+    limit = None
+    if len(steps) == 3:
+        clip = steps[1]
+        if not (isinstance(clip, compose.FuncTransformer) and isinstance(clip.func, _Clip)):
+            return None
+        limit = clip.func.limit
+    if type(last) is not last_type:
+        return None
+    if last_type is linear_model.LogisticRegression and not _is_logistic(last):
+        return None
+    return scaler, limit, last
+
+
+def _scaled(plan: tuple, xs: list[dict]) -> tuple[np.ndarray, tuple] | None:
+    """The standard-scaled (and bounded) features as a matrix, and their order."""
+    n = len(xs)
+    if n < MIN_BATCH:
+        return None
+    keys = tuple(xs[0])
+    # the dot product is summed in each record's own key order: one order for all
+    if not keys or list(map(tuple, xs)).count(keys) != n:
+        return None
+    x = np.array(list(chain.from_iterable(map(dict.values, xs))))
+    if x.dtype.kind not in "biuf":  # text (one-hot encoded one by one), None, huge ints
+        return None
+    x = x.reshape(n, len(keys))
+    scaler, limit, _ = plan
+    means, variances = scaler.means, scaler.vars
+    var = [variances.get(k, 0.0) for k in keys]
+    # river divides by var ** 0.5, and sets a feature of no variance to 0
+    z = (x - np.array([means.get(k, 0.0) for k in keys])) / np.array(
+        [v**0.5 if v else 1.0 for v in var]
+    )
+    flat = [j for j, v in enumerate(var) if not v]
+    if flat:
+        z[:, flat] = 0.0
+    if limit is not None:
+        np.clip(z, -limit, limit, out=z)
+    return z, keys
+
+
+def _logits(lr: Any, z: np.ndarray, keys: tuple) -> np.ndarray | None:
+    weights = lr._weights
+    w = np.array([weights.get(k, 0.0) for k in keys])
+    # accumulate adds the columns one after another, as river's dot product does
+    dots = np.add.accumulate(z * w, axis=1)[:, -1] + lr.intercept
+    # an overflow would meet a missing weight differently here and in river
+    return dots if np.isfinite(dots).all() else None

@@ -1,0 +1,134 @@
+"""The batch path of the default model gives exactly what river gives one record at a time."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from river import linear_model, preprocessing, tree
+
+from streamal import ActiveLearner, default_model
+from streamal.batch_scoring import MIN_BATCH, class_probabilities, positive_probabilities
+
+values = st.one_of(
+    st.floats(-1e6, 1e6, allow_nan=False),
+    st.integers(-1000, 1000),
+    st.booleans(),
+    st.sampled_from([0.0, 1.0]),  # 0/1 features, whose scaled values run far out
+)
+
+
+def _rows(draw, n, keys):
+    return [{k: draw(values) for k in keys} for _ in range(n)]
+
+
+@st.composite
+def trained(draw):
+    """A default model trained on a drawn stream, and a drawn batch to score."""
+    keys = draw(st.lists(st.sampled_from("abcdefghijklmnop"), min_size=1, max_size=16, unique=True))
+    n_classes = draw(st.sampled_from([2, 3, 5]))
+    clip = draw(st.sampled_from([None, 3.0, 0.5]))
+    model = default_model(n_classes, clip=clip)
+    # some training features the batch does not have, and the other way round
+    seen = keys[: draw(st.integers(1, len(keys)))] + ["z"]
+    for x in _rows(draw, draw(st.integers(0, 40)), seen):
+        y = draw(st.integers(0, n_classes - 1))
+        model.learn_one(x, y == 1 if n_classes == 2 else y)
+    batch = _rows(draw, draw(st.integers(MIN_BATCH, 60)), keys)
+    return model, n_classes, batch
+
+
+@settings(max_examples=150, deadline=None)
+@given(trained())
+def test_a_batch_scores_bit_for_bit_as_river_does_one_by_one(case):
+    model, n_classes, batch = case
+    one_by_one = [model.predict_proba_one(x) for x in batch]
+    if n_classes == 2:
+        assert positive_probabilities(model, batch) == [p[True] for p in one_by_one]
+        assert class_probabilities(model, batch) is None
+    else:
+        got = class_probabilities(model, batch)
+        if one_by_one[0]:  # a one-vs-rest that has seen a label
+            assert got == one_by_one
+            assert [list(p) for p in got] == [list(p) for p in one_by_one]  # class order too
+        assert positive_probabilities(model, batch) is None
+
+
+def _fitted(model=None, n=300, keys="abc"):
+    model = model if model is not None else default_model()
+    rng = random.Random(1)
+    for _ in range(n):
+        x = {k: rng.gauss(0, 1) for k in keys}
+        model.learn_one(x, x["a"] + rng.gauss(0, 0.5) > 0)
+    return model
+
+
+def _batch(n=50, keys="abc"):
+    rng = random.Random(2)
+    return [{k: rng.gauss(0, 1) for k in keys} for _ in range(n)]
+
+
+def test_the_batch_path_is_taken_for_the_models_it_knows():
+    assert positive_probabilities(_fitted(), _batch()) is not None
+    plain = preprocessing.StandardScaler() | linear_model.LogisticRegression()
+    assert positive_probabilities(_fitted(plain), _batch()) is not None
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: tree.HoeffdingTreeClassifier(),
+        lambda: linear_model.LogisticRegression(),  # not a pipeline
+        lambda: preprocessing.MinMaxScaler() | linear_model.LogisticRegression(),
+        lambda: preprocessing.StandardScaler(with_std=False) | linear_model.LogisticRegression(),
+        lambda: preprocessing.StandardScaler() | linear_model.Perceptron(),
+    ],
+    ids=["tree", "bare", "minmax", "no-std", "perceptron"],
+)
+def test_other_models_go_one_by_one(make):
+    assert positive_probabilities(_fitted(make()), _batch()) is None
+
+
+def test_batches_it_cannot_reproduce_go_one_by_one():
+    model = _fitted()
+    batch = _batch()
+    assert positive_probabilities(model, batch[: MIN_BATCH - 1]) is None
+    reordered = batch[:10] + [{"c": x["c"], "b": x["b"], "a": x["a"]} for x in batch[10:]]
+    assert positive_probabilities(model, reordered) is None  # sums would go in another order
+    assert positive_probabilities(model, batch[:-1] + [{"a": 1.0, "b": 2.0}]) is None
+    assert positive_probabilities(model, batch[:-1] + [{**batch[0], "c": "red"}]) is None
+    assert positive_probabilities(model, batch[:-1] + [{**batch[0], "c": None}]) is None
+    assert positive_probabilities(model, batch[:-1] + [{**batch[0], "c": 10**400}]) is None
+
+
+def test_a_pipeline_that_learns_while_it_predicts_goes_one_by_one():
+    learner = ActiveLearner(model=_fitted(), unsupervised="all")
+    assert positive_probabilities(learner.model.model, _batch()) is None
+    before = learner.model.model["StandardScaler"].counts["a"]
+    learner.decide_many(_batch())
+    assert learner.model.model["StandardScaler"].counts["a"] == before + 50
+
+
+@pytest.mark.parametrize("labels", [("no", "yes"), (False, True), (0, 1), ("a", "b", "c")])
+def test_decide_many_on_the_default_model_decides_as_decide(labels):
+    def run(batched):
+        learner = ActiveLearner(budget=0.3, seed=5)
+        rng = random.Random(3)
+        made = []
+        for _ in range(20):
+            xs = [{"u": rng.gauss(0, 1), "v": rng.random() < 0.1} for _ in range(40)]
+            ds = list(learner.decide_many(xs, now=0.0)) if batched else [
+                learner.decide(x, now=0.0) for x in xs
+            ]  # fmt: skip
+            for x, d in zip(xs, ds, strict=True):
+                made.append((d.query, d.utility, d.probabilities, d.prediction))
+                if d.query:
+                    k = int(x["u"] > 0) + (x["v"] and len(labels) > 2)
+                    learner.learn(d.request_id, labels[k], now=0.0)
+        return made, learner.labels_applied
+
+    (batched, n), (single, m) = run(True), run(False)
+    assert batched == single
+    assert n == m > 20
