@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from streamal import __version__
-from streamal.config import OPTIONS, ConfigError, load_settings, rates
-from streamal.model import CLIP, UNSUPERVISED
+from streamal.config import BY_KEY, OPTIONS, ConfigError, Option, check, load_settings, rates
 from streamal.strategies import STRATEGIES
 
 log = logging.getLogger("streamal")
@@ -47,21 +46,43 @@ example: streamal replay elec2.csv.gz --budget 0.1 --strategy variable_uncertain
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
     for opt in OPTIONS:
-        help_text = f"{opt.help} [{opt.key}] (default: {opt.default!r})"
-        if opt.type is bool:
-            parser.add_argument(
-                opt.flag, dest=opt.key, action=argparse.BooleanOptionalAction, default=None,
-                help=help_text,
-            )  # fmt: skip
-        else:
-            parser.add_argument(
-                opt.flag, dest=opt.key, type=opt.type, default=None, choices=opt.choices,
-                metavar=None if opt.choices else opt.type.__name__.upper(), help=help_text,
-            )  # fmt: skip
+        _add_option(parser, opt)
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="how much to log on stderr (default: INFO)",
     )  # fmt: skip
+
+
+def _add_option(parser: argparse.ArgumentParser, opt: Option, help: str | None = None) -> None:
+    """The flag of a setting; unset it stays ``None``, so the config file or default holds."""
+    help_text = f"{help or opt.help} [{opt.key}] (default: {opt.default!r})"
+    if opt.type is bool:
+        parser.add_argument(
+            opt.flag, dest=opt.key, action=argparse.BooleanOptionalAction, default=None,
+            help=help_text,
+        )  # fmt: skip
+    else:
+        parser.add_argument(
+            opt.flag, dest=opt.key, type=opt.type, default=None, choices=opt.choices,
+            metavar=None if opt.choices else opt.type.__name__.upper(), help=help_text,
+        )  # fmt: skip
+
+
+# the settings of `run` that `replay` takes too: the same flags, help and checks
+REPLAY_SETTINGS = (
+    "learner.model", "learner.clip", "learner.unsupervised", "learner.utility", "learner.drift",
+    "learner.exploration", "learner.late_exploration", "learner.late_delay",
+    "learner.drift_boost", "learner.boost_window", "learner.background",
+    "learner.confidence_drift", "learner.second_opinion_below", "annotator.noises",
+)  # fmt: skip
+_ALIKE = "; random sampling and learning on every label do the same"
+REPLAY_HELP = {
+    "learner.model": BY_KEY["learner.model"].help + _ALIKE,
+    "learner.clip": BY_KEY["learner.clip"].help + _ALIKE,
+    "learner.unsupervised": BY_KEY["learner.unsupervised"].help + _ALIKE,
+    "annotator.noises": "labels from simulated annotators a1, a2, ... with these noise rates, "
+    "e.g. 0.05,0.4; each request to one at random ('': the true labels)",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,68 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget", type=float, action="append", metavar="B",
         help="label budget; repeat for several (default: 0.1)",
     )  # fmt: skip
-    replay.add_argument(
-        "--drift-boost", type=float, default=1.0, metavar="K",
-        help="after a detected drift spend up to K times the budget for 500 records, then pay "
-        "it back (default: 1, off)",
-    )  # fmt: skip
-    replay.add_argument(
-        "--background", action="store_true",
-        help="train a second model from each drift warning and swap it in on the drift",
-    )  # fmt: skip
-    replay.add_argument(
-        "--confidence-drift", action="store_true",
-        help="also detect drift in the confidence of every record (needs no label)",
-    )  # fmt: skip
-    replay.add_argument(
-        "--exploration", type=float, default=0.0, metavar="RATE",
-        help="query a record the strategy skipped with this probability, so that the live "
-        "accuracy estimate covers every record (default: 0)",
-    )  # fmt: skip
-    replay.add_argument(
-        "--late-exploration", type=float, default=0.5, metavar="SHARE",
-        help="when labels come late, move up to this share of the budget to random "
-        "exploration, growing with the label delay (default: 0.5; 0: never)",
-    )  # fmt: skip
-    replay.add_argument(
-        "--late-delay", type=int, default=200, metavar="RECORDS",
-        help="label delay at which the whole late-exploration share is reached (default: 200)",
-    )  # fmt: skip
-    replay.add_argument(
-        "--unsupervised", choices=UNSUPERVISED, default="labelled",
-        help="what the model's unsupervised steps (the scaler) learn from: only the labelled "
-        "records (default), as the pipeline alone would, or all records; random sampling "
-        "and learning on every label do the same",
-    )  # fmt: skip
-    replay.add_argument(
-        "--clip", type=float, default=CLIP, metavar="LIMIT",
-        help=f"bound the standard-scaled features of the logistic regression to [-LIMIT, "
-        f"LIMIT] (default: {CLIP:g}; 0: no bound); random sampling and learning on every "
-        "label do the same",
-    )  # fmt: skip
-    replay.add_argument(
-        "--annotator-noises", default="", metavar="RATES",
-        help="labels from simulated annotators with these noise rates, e.g. 0.05,0.4 (each "
-        "request to one at random, labels tagged with its id when there are several; "
-        "default: the true labels)",
-    )  # fmt: skip
-    replay.add_argument(
-        "--second-opinion-below", type=float, default=0.0, metavar="Q",
-        help="hold a label from an annotator whose estimated accuracy is below Q and ask "
-        "another one (default: 0, never)",
-    )  # fmt: skip
+    for key in REPLAY_SETTINGS:
+        _add_option(replay, BY_KEY[key], REPLAY_HELP.get(key))
     replay.add_argument(
         "--seeds", type=int, default=1, help="seeds per randomised strategy (default: 1)"
     )
     replay.add_argument(
         "--delay", type=int, default=0, help="records before a label arrives (default: 0)"
     )
-    replay.add_argument(
-        "--model", default="logistic_regression",
-        choices=["logistic_regression", "hoeffding_tree", "hoeffding_adaptive_tree",
-                 "naive_bayes"],
-        help="river model (default: logistic_regression, standard-scaled)",
-    )  # fmt: skip
     replay.add_argument(
         "--max-records", type=int, default=0, help="read at most N records per file (0: all)"
     )
@@ -360,26 +327,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for budget in budgets:
         if not 0 < budget <= 1:
             raise ConfigError(f"--budget: must be in (0, 1], got {budget}")
-    if args.drift_boost < 1:
-        raise ConfigError(f"--drift-boost: must be >= 1, got {args.drift_boost}")
-    if not args.clip >= 0:
-        raise ConfigError(f"--clip: must be >= 0, got {args.clip}")
-    if not 0 <= args.exploration <= 1:
-        raise ConfigError(f"--exploration: must be in [0, 1], got {args.exploration}")
-    if not 0 <= args.late_exploration < 1:
-        raise ConfigError(f"--late-exploration: must be in [0, 1), got {args.late_exploration}")
-    if args.late_delay < 1:
-        raise ConfigError(f"--late-delay: must be positive, got {args.late_delay}")
-    noises = rates(args.annotator_noises)
-    if noises is None:
-        raise ConfigError(
-            f"--annotator-noises: must be rates in [0, 1] separated by commas, "
-            f"got {args.annotator_noises!r}"
-        )
-    if not 0 <= args.second_opinion_below <= 1:
-        raise ConfigError(
-            f"--second-opinion-below: must be in [0, 1], got {args.second_opinion_below}"
-        )
+    # checked as `run` checks them, the message naming the flag
+    settings = {key: check(key, getattr(args, key), name=BY_KEY[key].flag)
+                for key in REPLAY_SETTINGS}  # fmt: skip
+    options = {key.split(".")[1]: value for key, value in settings.items()}
+    noises = rates(options.pop("noises"))
     if args.seeds < 1:
         raise ConfigError(f"--seeds: must be at least 1, got {args.seeds}")
     if args.delay < 0:
@@ -393,8 +345,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if skipped:
             log.warning("%s: skipped %d malformed rows", path, skipped)
         total = len(ys) * runs_needed(
-            strategies, args.seeds, args.exploration, args.drift_boost, any(noises), args.delay,
-            args.late_exploration,
+            strategies, args.seeds, options["exploration"], options["drift_boost"], any(noises),
+            args.delay, options["late_exploration"],
         )  # fmt: skip
         for budget in budgets:
             progress = None
@@ -402,11 +354,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 progress = Progress(total, force=bool(args.progress))
             result = replay(
                 xs, ys, strategies, budget=budget, seeds=args.seeds, delay=args.delay,
-                model=args.model, exploration=args.exploration, drift_boost=args.drift_boost,
-                background=args.background, confidence_drift=args.confidence_drift,
-                late_exploration=args.late_exploration, late_delay=args.late_delay,
-                noises=noises, second_opinion_below=args.second_opinion_below,
-                unsupervised=args.unsupervised, clip=args.clip, progress=progress,
+                noises=noises, progress=progress, **options,
             )  # fmt: skip
             result["dataset"] = Path(path).name
             result["skipped_rows"] = skipped

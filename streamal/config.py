@@ -25,7 +25,7 @@ from streamal.model import CLIP, MODELS, UNSUPERVISED
 from streamal.strategies import STRATEGIES
 from streamal.utility import UTILITIES
 
-__all__ = ["Option", "OPTIONS", "ConfigError", "load_settings"]
+__all__ = ["Option", "OPTIONS", "ConfigError", "check", "load_settings"]
 
 
 class ConfigError(ValueError):
@@ -478,22 +478,35 @@ OPTIONS: tuple[Option, ...] = (
 BY_KEY = {o.key: o for o in OPTIONS}
 
 
-def _coerce(option: Option, value: Any) -> Any:
+def check(key: str, value: Any, name: str | None = None) -> Any:
+    """``value`` for setting ``key`` checked (``None``: its default); errors say ``name``.
+
+    >>> check("learner.budget", 1)
+    1.0
+    >>> check("learner.budget", 2.0, name="--budget")
+    Traceback (most recent call last):
+    ...
+    streamal.config.ConfigError: --budget: must be in (0, 1], got 2.0
+    """
+    option = BY_KEY[key]
+    return _coerce(option, option.default if value is None else value, name)
+
+
+def _coerce(option: Option, value: Any, name: str | None = None) -> Any:
     t = option.type
+    name = name or option.key
     if t is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{option.key}: must be true or false, got {value!r}")
+        raise ConfigError(f"{name}: must be true or false, got {value!r}")
     if t is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, t) or isinstance(value, bool):
-        raise ConfigError(f"{option.key}: must be {t.__name__}, got {value!r}")
+        raise ConfigError(f"{name}: must be {t.__name__}, got {value!r}")
     if option.choices and value not in option.choices:
-        raise ConfigError(
-            f"{option.key}: must be one of {', '.join(option.choices)}, got {value!r}"
-        )
+        raise ConfigError(f"{name}: must be one of {', '.join(option.choices)}, got {value!r}")
     if option.check is not None and (problem := option.check(value)):
-        raise ConfigError(f"{option.key}: {problem}")
+        raise ConfigError(f"{name}: {problem}")
     return value
 
 

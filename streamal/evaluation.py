@@ -365,6 +365,7 @@ def replay(
         "delay": delay,
         "model": model,
         "clip": clip,
+        "drift": drift,
         "exploration": exploration,
         "noises": list(noises),
         **learner_options,

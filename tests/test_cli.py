@@ -216,3 +216,20 @@ def test_replay_clip_reaches_every_learner_and_bad_values_are_clear(tmp_path, da
     proc = streamal("run", "--config", "bad.toml", "--max-records", "10", cwd=tmp_path,
                     check=False)  # fmt: skip
     assert proc.returncode == 2 and "learner.clip: must be >= 0" in proc.stderr
+
+
+def test_replay_takes_the_learner_settings_of_run_with_its_checks(tmp_path, dataset):
+    streamal("replay", dataset("chess.csv.gz"), "--drift", "none", "--utility", "margin",
+             "--drift-boost", "2", "--boost-window", "50", "--json", "res.json",
+             cwd=tmp_path)  # fmt: skip
+    (result,) = json.loads((tmp_path / "res.json").read_text())["results"]
+    assert (result["drift"], result["utility"]) == ("none", "margin")
+    assert (result["drift_boost"], result["boost_window"]) == (2.0, 50)
+    bad = [
+        ("--late-delay", "0", "must be positive"),
+        ("--drift-boost", "0.5", "must be >= 1"),
+        ("--annotator-noises", "0.2,x", "must be rates in [0, 1]"),
+    ]
+    for flag, value, problem in bad:
+        proc = streamal("replay", dataset("chess.csv.gz"), flag, value, cwd=tmp_path, check=False)
+        assert proc.returncode == 2 and f"{flag}: {problem}" in proc.stderr, proc.stderr
