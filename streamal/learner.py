@@ -271,7 +271,7 @@ class ActiveLearner:
         else:
             utility = self._utility(proba)
         if self._extras:  # one flag for the options that look at every record
-            self._look(record.features, proba, confidence)
+            self._look(record.features, proba, prediction, confidence)
         cap = self.cap
         allowed = cap.allows() if cap is not None else True
         if self._extras and allowed and self.pacing:
@@ -432,6 +432,8 @@ class ActiveLearner:
         # a strategy that looks at the features (density) is shown each record
         self._observes = bool(getattr(strategy, "needs_features", False))
         self._hears_labels = bool(getattr(strategy, "needs_labels", False))
+        # one that keeps apart the records of each predicted class is told the prediction
+        self._routes = bool(getattr(strategy, "needs_prediction", False))
         self._refresh()
         self._full_budget = strategy.budget
         self._late_share = 0.0
@@ -463,16 +465,20 @@ class ActiveLearner:
             self._strategy.rebudget(self._full_budget * (1.0 - share))
             self._decide_by()
 
-    def _look(self, features: dict[str, Any], proba: dict, confidence: float) -> None:
+    def _look(
+        self, features: dict[str, Any], proba: dict, prediction: Any, confidence: float
+    ) -> None:
         """What the options that watch every record do before the decision."""
         if self._observes:
             self.strategy.observe(features)
+        if self._routes:
+            self.strategy.observe_prediction(prediction)
         monitor = self.confidence_drift
         if monitor is not None and proba and monitor.update(confidence):
             self._on_drift(f"in the confidence of {monitor.n} records")
 
     def _refresh(self) -> None:
-        self._extras = bool(self.pacing or self.confidence_drift or self._observes)
+        self._extras = bool(self.pacing or self.confidence_drift or self._observes or self._routes)
 
     def _warmed_up(self) -> bool:
         """True once the cold start is over (and from then on)."""
@@ -692,6 +698,7 @@ class ActiveLearner:
         defaults = {
             "exploration": 0.0, "drift_boost": 1.0, "boost_window": 500, "_seed": 0,
             "confidence_drift": None, "_observes": False, "_hears_labels": False, "pacing": (),
+            "_routes": False,
             "warning": None, "background": None, "model_swaps": 0, "background_patience": 500,
             "_background_since": 0, "annotators": AnnotatorReliability(),
             "second_opinion_below": 0.0, "second_opinions": [], "_held": {},

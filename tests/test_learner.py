@@ -692,3 +692,39 @@ def test_default_model_bounds_an_outlier_and_survives_a_checkpoint():
     restored = pickle.loads(pickle.dumps(clipped))
     assert str(restored) == str(clipped)
     assert restored.predict_proba_one({"x": 50.0}) == clipped.predict_proba_one({"x": 50.0})
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_per_class_strategy_is_told_each_prediction_and_resumes_from_a_state(batch):
+    def run(learner, records, told):
+        strategy = learner.strategy
+        real = strategy.observe_prediction
+        strategy.observe_prediction = lambda p: (told.append(p), real(p))[1]
+        made = []
+        for start in range(0, len(records), 50):
+            part = records[start : start + 50]
+            ds = list(learner.decide_many(part)) if batch else list(map(learner.decide, part))
+            for x, d in zip(part, ds, strict=True):
+                made.append((d.query, d.prediction, d.reason))
+                if d.query:
+                    label = "a" if x["x"] < -0.5 else "b" if x["x"] < 1 else "c"
+                    learner.learn(d.request_id, label)
+        del strategy.observe_prediction
+        return made
+
+    rng = random.Random(4)
+    records = [{"x": rng.gauss(0, 1.5), "noise": rng.random()} for _ in range(1500)]
+    learner = ActiveLearner(strategy="per_class_quantile_filter", budget=0.1)
+    told: list = []
+    made = run(learner, records[:1000], told)
+    assert told == [prediction for _, prediction, _ in made]  # cold start included
+    by_strategy = [prediction for _, prediction, reason in made if reason == "strategy"]
+    assert set(by_strategy) == {"a", "b", "c"}
+    assert sorted(learner.strategy.classes, key=str) == sorted(set(told) | {None}, key=str)
+    # each predicted class is labelled at about the budget's rate
+    for c in set(by_strategy):
+        n = by_strategy.count(c)
+        asked = sum(q for q, p, r in made if p == c and r == "strategy")
+        assert n < 50 or asked >= 0.05 * n, (c, n, asked)
+    restored = ActiveLearner.from_state(pickle.loads(pickle.dumps(learner.state())))
+    assert run(restored, records[1000:], []) == run(learner, records[1000:], [])

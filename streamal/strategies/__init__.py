@@ -21,6 +21,7 @@ from streamal.strategies.density import DensityBasedActiveLearning
 from streamal.strategies.ema import EmaUncertaintyFilter
 from streamal.strategies.exploration import Exploration
 from streamal.strategies.pal import ProbabilisticActiveLearning
+from streamal.strategies.per_class import PerClassQuantileFilter, PerPredictedClass
 from streamal.strategies.probabilistic import EntropySampling, SelectiveSampling
 from streamal.strategies.quantile import BalancedIncrementalQuantileFilter
 from streamal.strategies.random import PeriodicSampling, RandomSampling
@@ -46,6 +47,8 @@ __all__ = [
     "ProbabilisticActiveLearning",
     "CognitiveDualQuery",
     "EmaUncertaintyFilter",
+    "PerPredictedClass",
+    "PerClassQuantileFilter",
     "Exploration",
     "STRATEGIES",
     "get",
@@ -62,6 +65,7 @@ STRATEGIES: dict[str, type[QueryStrategy]] = {
         RandomizedVariableUncertainty,
         Split,
         BalancedIncrementalQuantileFilter,
+        PerClassQuantileFilter,
         EntropySampling,
         SelectiveSampling,
         EmaUncertaintyFilter,

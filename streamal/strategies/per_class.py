@@ -1,0 +1,124 @@
+"""One strategy per predicted class: every region of the stream gets its share of labels."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from streamal.strategies.base import QueryStrategy, check_unit, check_window
+from streamal.strategies.quantile import BalancedIncrementalQuantileFilter
+
+__all__ = ["PerPredictedClass", "PerClassQuantileFilter"]
+
+
+class PerPredictedClass(QueryStrategy):
+    """Runs a fresh copy of ``strategy`` for each class the model predicts.
+
+    An uncertainty strategy compares a record with the records before it, so
+    records the model is sure of are never asked about, right or wrong.
+    When the model is confidently wrong over a whole region (a class it
+    mistakes for another after a drift, or never learned), no label ever
+    reaches that region. Here the utility of a record is compared only with
+    the records predicted as the same class: each predicted class gets about
+    ``budget`` of its records labelled, the least sure of them.
+
+    The learner tells the strategy each record's prediction
+    (``needs_prediction``) before its ``ask``; driven through ``ask`` alone,
+    it behaves as ``strategy``.
+
+    >>> import random
+    >>> rng = random.Random(0)
+    >>> plain = BalancedIncrementalQuantileFilter(budget=0.2)
+    >>> per_class = PerPredictedClass(BalancedIncrementalQuantileFilter(budget=0.2))
+    >>> asked, asked_plain = [], []
+    >>> for i in range(1000):
+    ...     predicted = "rare" if i % 10 == 0 else "common"
+    ...     utility = rng.uniform(0.0, 0.1) if predicted == "rare" else rng.uniform(0.3, 0.5)
+    ...     per_class.observe_prediction(predicted)
+    ...     asked.append(per_class.ask(utility))
+    ...     asked_plain.append(plain.ask(utility))
+    >>> sum(asked[::10]), sum(asked_plain[::10])  # of the 100 confident "rare" records
+    (20, 1)
+    >>> sum(asked), sum(asked_plain)
+    (204, 202)
+    """
+
+    needs_prediction = True
+
+    def __init__(self, strategy: QueryStrategy):
+        if not callable(getattr(strategy, "ask", None)):
+            raise TypeError(f"strategy must be a QueryStrategy, got {strategy!r}")
+        super().__init__(strategy.budget)
+        self.strategy = strategy
+        self._reset()
+
+    def _reset(self) -> None:
+        self._by_class: dict[Any, QueryStrategy] = {}
+        self._current: QueryStrategy = self._for(None)
+
+    def _for(self, prediction: Any) -> QueryStrategy:
+        strategy = self._by_class.get(prediction)
+        if strategy is None:
+            strategy = self._by_class[prediction] = self.strategy.clone()
+        return strategy
+
+    def observe_prediction(self, prediction: Any) -> None:
+        """The class the model predicts for the record about to be asked about."""
+        self._current = self._for(prediction)
+
+    def ask(self, utility: float, allowed: bool = True) -> bool:
+        current = self._current
+        query = current.ask(utility, allowed)
+        self.query_probability = current.query_probability
+        self.threshold = current.threshold
+        return query
+
+    def on_drift(self) -> None:
+        for strategy in self._by_class.values():
+            strategy.on_drift()
+
+    def rebudget(self, budget: float) -> None:
+        super().rebudget(budget)
+        self.strategy.rebudget(budget)
+        for strategy in self._by_class.values():
+            strategy.rebudget(budget)
+
+    @property
+    def classes(self) -> list[Any]:
+        """The predicted classes seen so far (``None``: records without a prediction)."""
+        return list(self._by_class)
+
+    def clone(self) -> PerPredictedClass:
+        return type(self)(**{k: v.clone() if k == "strategy" else v
+                             for k, v in self._params().items()})  # fmt: skip
+
+
+class PerClassQuantileFilter(PerPredictedClass):
+    """The balanced incremental quantile filter, one per predicted class.
+
+    ``PerPredictedClass(BalancedIncrementalQuantileFilter(budget, w, w_tol))``
+    under a name of its own: the quantile of the last ``w`` utilities of the
+    records predicted as the same class. On the README's datasets it raises
+    the quantile filter's label efficiency most where the model is sure and
+    wrong over whole stretches (covtype, elec2), and lifts powersupply, where
+    the plain filter leaves the hours it predicts confidently unlabelled.
+
+    >>> s = PerClassQuantileFilter(budget=0.2)
+    >>> s
+    PerClassQuantileFilter(budget=0.2, w=100, w_tol=50.0)
+    >>> s.observe_prediction(True); s.ask(0.4)
+    True
+
+    References
+    ----------
+    Kottke, Krempl, Spiliopoulou (2015). Probabilistic Active Learning in
+    Datastreams. Advances in Intelligent Data Analysis XIV (IDA 2015).
+    """
+
+    def __init__(self, budget: float = 0.1, w: int = 100, w_tol: float = 50):
+        self.w = check_window(w)
+        self.w_tol = check_unit("w_tol", w_tol, high=math.inf)
+        super().__init__(BalancedIncrementalQuantileFilter(budget, w, w_tol))
+
+    def clone(self) -> PerClassQuantileFilter:
+        return type(self)(self.budget, self.w, self.w_tol)
