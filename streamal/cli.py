@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--strategy", action="append", choices=sorted(STRATEGIES), metavar="NAME",
         help="strategy to evaluate; repeat for several "
-        "(default: balanced_incremental_quantile_filter). "
+        "(default: per_class_quantile_filter). "
         f"One of: {', '.join(sorted(STRATEGIES))}",
     )  # fmt: skip
     replay.add_argument(
@@ -336,7 +336,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seeds: must be at least 1, got {args.seeds}")
     if args.delay < 0:
         raise ConfigError(f"--delay: must be >= 0, got {args.delay}")
-    strategies = args.strategy or ["balanced_incremental_quantile_filter"]
+    strategies = args.strategy or ["per_class_quantile_filter"]
     results = []
     for path in args.paths:
         xs, ys, skipped = read_labelled(path, limit=args.max_records or None)

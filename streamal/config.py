@@ -6,7 +6,7 @@ bad value stops with one line naming the key.
 
 >>> settings = load_settings(overrides={"learner.budget": 0.05})
 >>> settings["learner.budget"], settings["learner.strategy"]
-(0.05, 'balanced_incremental_quantile_filter')
+(0.05, 'per_class_quantile_filter')
 >>> load_settings(overrides={"learner.budget": 2.0})
 Traceback (most recent call last):
 streamal.config.ConfigError: learner.budget: must be in (0, 1], got 2.0
@@ -114,7 +114,7 @@ OPTIONS: tuple[Option, ...] = (
         "learner.strategy",
         "--strategy",
         str,
-        "balanced_incremental_quantile_filter",
+        "per_class_quantile_filter",
         "query strategy",
         choices=tuple(sorted(STRATEGIES)),
     ),

@@ -33,7 +33,7 @@ from streamal.drift import DriftMonitor
 from streamal.model import Classifier, default_model
 from streamal.pending import PendingRequest, PendingRequests
 from streamal.records import Decision, Decisions, Record
-from streamal.strategies import BalancedIncrementalQuantileFilter, QueryStrategy
+from streamal.strategies import PerClassQuantileFilter, QueryStrategy
 from streamal.strategies import get as get_strategy
 from streamal.strategies.exploration import Exploration
 from streamal.utility import get_utility
@@ -62,7 +62,8 @@ class ActiveLearner:
         work; binary-only models get their labels mapped.
     strategy
         A ``QueryStrategy`` or its snake_case name. Default:
-        ``BalancedIncrementalQuantileFilter(budget=0.1)``, the strategy with
+        ``PerClassQuantileFilter(budget=0.1)``, the balanced incremental
+        quantile filter run apart for each predicted class: the strategy with
         the best label efficiency over the datasets of the README.
     budget
         Used only when ``strategy`` is given by name.
@@ -186,7 +187,7 @@ class ActiveLearner:
             model = Classifier(model, classes, unsupervised=unsupervised)
         self.model = model
         if strategy is None:
-            strategy = BalancedIncrementalQuantileFilter(budget=budget)
+            strategy = PerClassQuantileFilter(budget=budget)
         elif isinstance(strategy, str):
             strategy = get_strategy(strategy, budget=budget, seed=seed)
         if not callable(getattr(strategy, "ask", None)):
@@ -333,7 +334,7 @@ class ActiveLearner:
         >>> [d.request_id for _, d in batch.queried()]
         ['q-r1', 'q-r2']
         """
-        if self._extras:  # pacing, density, confidence drift look at each record in turn
+        if self._each:  # pacing, density, confidence drift look at each record in turn
             return self._decide_each(records, now)
         first = self.n_records + 1
         batch = [
@@ -353,9 +354,11 @@ class ActiveLearner:
             utilities = [utility_of(p) for p in probas]
         warm = self._warm or self._warmed_up()
         cap = self.cap if self.cap is not None else BudgetCap(1.0)
-        queries, query_probabilities = cap.ask_each(
-            self._policy if warm else _ColdStart(), utilities
-        )
+        policy = self._policy if warm else _ColdStart()
+        if warm and self._routes:
+            predictions = [model.prediction_of(p) for p in probas]
+            policy = _Told(policy, self._strategy.observe_prediction, predictions)
+        queries, query_probabilities = cap.ask_each(policy, utilities)
         self.n_records += len(batch) + len(failed)  # failed ones too: ids stay unique
         times = self._times(batch, now)
         request_ids: list[str | None] = [None] * len(batch)
@@ -478,7 +481,9 @@ class ActiveLearner:
             self._on_drift(f"in the confidence of {monitor.n} records")
 
     def _refresh(self) -> None:
-        self._extras = bool(self.pacing or self.confidence_drift or self._observes or self._routes)
+        # options that need each record in turn, which decide_many then decides one by one
+        self._each = bool(self.pacing or self.confidence_drift or self._observes)
+        self._extras = self._each or self._routes
 
     def _warmed_up(self) -> bool:
         """True once the cold start is over (and from then on)."""
@@ -710,6 +715,21 @@ class ActiveLearner:
         learner._utility = get_utility(learner.utility_name)
         learner.clock = clock
         return learner
+
+
+class _Told:
+    """A strategy told the prediction of each record of a batch before its ``ask``."""
+
+    def __init__(self, policy: Any, tell: Callable[[Any], None], predictions: list[Any]):
+        self.policy, self._tell, self._next = policy, tell, iter(predictions).__next__
+
+    def ask(self, utility: float, allowed: bool = True) -> bool:
+        self._tell(self._next())
+        return self.policy.ask(utility, allowed)
+
+    @property
+    def query_probability(self) -> float:
+        return self.policy.query_probability
 
 
 class _ColdStart:

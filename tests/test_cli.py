@@ -32,7 +32,7 @@ def test_default_run_smoke(tmp_path):
     # the simulated annotator answers 200 records late: half the budget explores
     assert "late-explore=50%" in summaries[-1]
     first = json.loads(requests[0])
-    assert first["strategy"] == "balanced_incremental_quantile_filter"
+    assert first["strategy"] == "per_class_quantile_filter"
     assert (tmp_path / "streamal-out/dead-letters.jsonl").read_text() == ""
 
 
@@ -184,7 +184,7 @@ def test_replay_lets_the_scaler_learn_from_every_record(tmp_path, dataset):
                  "--json", "res.json", cwd=tmp_path)  # fmt: skip
         (result,) = json.loads((tmp_path / "res.json").read_text())["results"]
         rows = {row["strategy"]: row["accuracy"] for row in result["summary"]}
-        return result["unsupervised"], rows["balanced_incremental_quantile_filter"], rows
+        return result["unsupervised"], rows["per_class_quantile_filter"], rows
 
     setting, labelled, rows_labelled = quantile_filter_and_every_label()
     assert setting == "labelled"
@@ -207,7 +207,7 @@ def test_replay_clip_reaches_every_learner_and_bad_values_are_clear(tmp_path, da
     clip, unbounded = accuracies("--clip", "0")
     assert clip == 0.0
     # usenet2's rare 0/1 words scale far past 3: every learner sees other values
-    for name in ("balanced_incremental_quantile_filter", "random_sampling", "all_labels"):
+    for name in ("per_class_quantile_filter", "random_sampling", "all_labels"):
         assert bounded[name] != unbounded[name], name
     proc = streamal("replay", dataset("usenet2.csv.gz"), "--clip", "-1", cwd=tmp_path,
                     check=False)  # fmt: skip

@@ -28,7 +28,7 @@ def test_readme_documents_every_option():
 
 def test_example_config_is_valid():
     settings = load_settings(ROOT / "examples/streamal.toml")
-    assert settings["learner.strategy"] == "balanced_incremental_quantile_filter"
+    assert settings["learner.strategy"] == "per_class_quantile_filter"
 
 
 def test_embed_example_runs(capsys):

@@ -54,20 +54,16 @@ class PerPredictedClass(QueryStrategy):
 
     def _reset(self) -> None:
         self._by_class: dict[Any, QueryStrategy] = {}
-        self._current: QueryStrategy = self._for(None)
-
-    def _for(self, prediction: Any) -> QueryStrategy:
-        strategy = self._by_class.get(prediction)
-        if strategy is None:
-            strategy = self._by_class[prediction] = self.strategy.clone()
-        return strategy
+        self._prediction: Any = None
 
     def observe_prediction(self, prediction: Any) -> None:
         """The class the model predicts for the record about to be asked about."""
-        self._current = self._for(prediction)
+        self._prediction = prediction
 
     def ask(self, utility: float, allowed: bool = True) -> bool:
-        current = self._current
+        current = self._by_class.get(self._prediction)
+        if current is None:
+            current = self._by_class[self._prediction] = self.strategy.clone()
         query = current.ask(utility, allowed)
         self.query_probability = current.query_probability
         self.threshold = current.threshold
@@ -85,7 +81,7 @@ class PerPredictedClass(QueryStrategy):
 
     @property
     def classes(self) -> list[Any]:
-        """The predicted classes seen so far (``None``: records without a prediction)."""
+        """The predicted classes asked about so far (``None``: records without a prediction)."""
         return list(self._by_class)
 
     def clone(self) -> PerPredictedClass:
