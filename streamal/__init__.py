@@ -16,7 +16,9 @@ from streamal.records import Decision, Label, Record
 from streamal.strategies import (
     BalancedIncrementalQuantileFilter,
     FixedUncertainty,
+    PerClassQuantileFilter,
     PeriodicSampling,
+    PerPredictedClass,
     QueryStrategy,
     RandomizedVariableUncertainty,
     RandomSampling,
@@ -38,6 +40,8 @@ __all__ = [
     "FixedUncertainty",
     "Label",
     "PendingRequests",
+    "PerClassQuantileFilter",
+    "PerPredictedClass",
     "PeriodicSampling",
     "QueryStrategy",
     "RandomSampling",
