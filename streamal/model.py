@@ -241,7 +241,9 @@ class Classifier:
             self.classes[:2] == [False, True] and len(self.classes) == 2
         ):
             self.predict_proba_one, self.score = self.model.predict_proba_one, self._score_any
-            self.score_many = self._score_many_bool if self._binary else self._score_many_all
+            # a binary model's batch: river's own keys, as a mapping onto themselves
+            self._neg, self._pos = False, True
+            self.score_many = self._score_many_mapped if self._binary else self._score_many_all
         elif len(self._labels_seen) < 2:
             self.predict_proba_one, self.score = self._predict_single, self._score_any
             self.score_many = self._score_many_any
@@ -306,15 +308,6 @@ class Classifier:
         if probas is None:
             return self._score_many_any(xs)
         return probas, [max(proba.values()) for proba in probas]
-
-    def _score_many_bool(self, xs: list[dict[str, Any]]) -> tuple[list, list[float]]:
-        from streamal.batch_scoring import positive_probabilities
-
-        p_true = positive_probabilities(self.model, xs)
-        if p_true is None:
-            return self._score_many_any(xs)
-        return [{False: 1.0 - p, True: p} for p in p_true], [p if p > 1.0 - p else 1.0 - p
-                                                             for p in p_true]  # fmt: skip
 
     def _score_many_mapped(self, xs: list[dict[str, Any]]) -> tuple[list, list[float]]:
         from streamal.batch_scoring import positive_probabilities

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from streamal.strategies.base import QueryStrategy, check_unit, check_window
+from streamal.strategies.base import QueryStrategy
 from streamal.strategies.quantile import BalancedIncrementalQuantileFilter
 
 __all__ = ["PerPredictedClass", "PerClassQuantileFilter"]
@@ -112,9 +111,6 @@ class PerClassQuantileFilter(PerPredictedClass):
     """
 
     def __init__(self, budget: float = 0.1, w: int = 100, w_tol: float = 50):
-        self.w = check_window(w)
-        self.w_tol = check_unit("w_tol", w_tol, high=math.inf)
-        super().__init__(BalancedIncrementalQuantileFilter(budget, w, w_tol))
-
-    def clone(self) -> PerClassQuantileFilter:
-        return type(self)(self.budget, self.w, self.w_tol)
+        strategy = BalancedIncrementalQuantileFilter(budget, w, w_tol)  # checks them
+        self.w, self.w_tol = strategy.w, strategy.w_tol
+        super().__init__(strategy)
