@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--strategy", action="append", choices=sorted(STRATEGIES), metavar="NAME",
         help="strategy to evaluate; repeat for several "
-        "(default: per_class_quantile_filter). "
+        f"(default: {BY_KEY['learner.strategy'].default}). "
         f"One of: {', '.join(sorted(STRATEGIES))}",
     )  # fmt: skip
     replay.add_argument(
@@ -325,8 +325,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     budgets = args.budget or [0.1]
     for budget in budgets:
-        if not 0 < budget <= 1:
-            raise ConfigError(f"--budget: must be in (0, 1], got {budget}")
+        check("learner.budget", budget, name="--budget")
     # checked as `run` checks them, the message naming the flag
     settings = {key: check(key, getattr(args, key), name=BY_KEY[key].flag)
                 for key in REPLAY_SETTINGS}  # fmt: skip
@@ -336,7 +335,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seeds: must be at least 1, got {args.seeds}")
     if args.delay < 0:
         raise ConfigError(f"--delay: must be >= 0, got {args.delay}")
-    strategies = args.strategy or ["per_class_quantile_filter"]
+    strategies = args.strategy or [BY_KEY["learner.strategy"].default]
     results = []
     for path in args.paths:
         xs, ys, skipped = read_labelled(path, limit=args.max_records or None)
