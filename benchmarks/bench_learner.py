@@ -9,7 +9,7 @@ Prints two ratios, each from runs interleaved in one process (best of
    queried records. The two run in alternating chunks of 500 records, so
    both meet the same machine noise. Measured for ``decide`` (one record,
    then its label) and for ``decide_many`` (a chunk, then its labels), which
-   scores the chunk in a few numpy passes (``streamal.batch_scoring``) where
+   scores the chunk in a few numpy passes (``streamal.fast_scoring``) where
    the bare loop calls the pipeline per record. Target >= 0.85.
 2. time per record of scikit-activeml's variable-uncertainty query+update
    divided by ours (``VariableUncertainty.ask``) on the same utilities.
@@ -30,7 +30,7 @@ from river import linear_model, preprocessing
 from river.datasets import synth
 
 from streamal import ActiveLearner, Decision, Record, VariableUncertainty
-from streamal.batch_scoring import positive_probabilities
+from streamal.fast_scoring import positive_probabilities
 from streamal.metrics import Metrics
 
 
@@ -237,7 +237,7 @@ def main() -> None:
     # the same batch scoring in the bare loop: what the learner's own work costs on the batch path
     runs = timed_runs(stream, True, args.repeats, bare_batch=True)
     ratios = [t_bare / t_learner for t_learner, t_bare, _ in runs]
-    print("reference: the bare loop scoring each chunk of 500 with streamal.batch_scoring")
+    print("reference: the bare loop scoring each chunk of 500 with streamal.fast_scoring")
     print(f"  ratio learner/bare   {statistics.median(ratios):>10.3f}   (median of "
           f"{args.repeats}, {spread(ratios)}), decide_many")  # fmt: skip
 

@@ -180,6 +180,7 @@ class Classifier:
         if self.unsupervised == "all" and hasattr(type(model), _LEARN_WHEN_PREDICTING):
             setattr(model, _LEARN_WHEN_PREDICTING, True)
         self.model = model
+        self.__dict__.pop("_positive", None)
 
     @property
     def _teaches(self) -> bool:
@@ -235,20 +236,19 @@ class Classifier:
         if not self._labels_seen:
             self.predict_proba_one, self.score = self._predict_nothing, self._score_nothing
             self.score_many = self._score_many_nothing
-        elif not self._binary or (
-            # river's own keys False/True equal and hash as 0/1, so labels 0 then 1
-            # need no mapping (predictions come back as river gives them, as bools)
-            self.classes[:2] == [False, True] and len(self.classes) == 2
-        ):
+        elif not self._binary:
             self.predict_proba_one, self.score = self.model.predict_proba_one, self._score_any
-            # a binary model's batch: river's own keys, as a mapping onto themselves
-            self._neg, self._pos = False, True
-            self.score_many = self._score_many_mapped if self._binary else self._score_many_all
+            self.score_many = self._score_many_all
         elif len(self._labels_seen) < 2:
             self.predict_proba_one, self.score = self._predict_single, self._score_any
             self.score_many = self._score_many_any
         else:
-            self._neg, self._pos = self.classes[0], self.classes[1]
+            # river's own keys False/True equal and hash as 0/1, so labels 0 then 1
+            # map onto themselves (predictions come back as river gives them, as bools)
+            if self.classes[:2] == [False, True]:
+                self._neg, self._pos = False, True
+            else:
+                self._neg, self._pos = self.classes[0], self.classes[1]
             self.predict_proba_one, self.score = self._predict_mapped, self._score_mapped
             self.score_many = self._score_many_mapped
 
@@ -298,11 +298,11 @@ class Classifier:
                 add(max(proba.values()) if proba else 0.0)
         return probas, confidences
 
-    # the default model scores a batch at once (streamal.batch_scoring), with the
+    # the default model scores a batch at once (streamal.fast_scoring), with the
     # same results; any other model, or a batch it cannot take, goes one by one
 
     def _score_many_all(self, xs: list[dict[str, Any]]) -> tuple[list, list[float]]:
-        from streamal.batch_scoring import class_probabilities
+        from streamal.fast_scoring import class_probabilities
 
         probas = class_probabilities(self.model, xs)
         if probas is None:
@@ -310,13 +310,13 @@ class Classifier:
         return probas, [max(proba.values()) for proba in probas]
 
     def _score_many_mapped(self, xs: list[dict[str, Any]]) -> tuple[list, list[float]]:
-        from streamal.batch_scoring import positive_probabilities
+        from streamal.fast_scoring import positive_probabilities
 
         neg, pos = self._neg, self._pos
         p_pos = positive_probabilities(self.model, xs)
         if p_pos is None:
-            predict = self.model.predict_proba_one
-            p_pos = [predict(x).get(True, 0.0) for x in xs]
+            positive = self._positive
+            p_pos = [positive(x) for x in xs]
         confidences = [p if p > 1.0 - p else 1.0 - p for p in p_pos]
         return [{neg: 1.0 - p, pos: p} for p in p_pos], confidences
 
@@ -339,14 +339,36 @@ class Classifier:
         return {next(iter(self._labels_seen)): 1.0}
 
     def _predict_mapped(self, x: dict[str, Any]) -> dict[Any, float]:
-        p_pos = self.model.predict_proba_one(x).get(True, 0.0)
+        p_pos = self._positive(x)
         return {self._neg: 1.0 - p_pos, self._pos: p_pos}
 
     def _score_mapped(self, x: dict[str, Any]) -> tuple[dict[Any, float], Any, float]:
-        p_pos = self.model.predict_proba_one(x).get(True, 0.0)
+        p_pos = self._positive(x)
         p_neg = 1.0 - p_pos
         proba = {self._neg: p_neg, self._pos: p_pos}
         return (proba, self._pos, p_pos) if p_pos > p_neg else (proba, self._neg, p_neg)
+
+    # the binary model's probability of its positive class: after each change of
+    # the model, a snapshot of it (streamal.fast_scoring) where it has one
+
+    def _positive(self, x: dict[str, Any]) -> float:  # replaced per instance
+        return self._positive_now(x)
+
+    def _positive_now(self, x: dict[str, Any]) -> float:
+        from streamal.fast_scoring import positive_probability
+
+        # a pipeline that learns as it scores changes with every record: no snapshot
+        fast = positive_probability(self.model) if self.unsupervised == "labelled" else None
+        self._positive = fast or self._river_positive
+        return self._positive(x)
+
+    def _river_positive(self, x: dict[str, Any]) -> float:
+        return self.model.predict_proba_one(x).get(True, 0.0)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_positive", None)  # a snapshot, made again on the next record
+        return state
 
     def _score_any(self, x: dict[str, Any]) -> tuple[dict[Any, float], Any, float]:
         proba = self.predict_proba_one(x)
@@ -357,6 +379,7 @@ class Classifier:
         return proba, prediction, confidence
 
     def learn_one(self, x: dict[str, Any], y: Any, w: float = 1.0) -> None:
+        self.__dict__.pop("_positive", None)  # the snapshot is stale from here on
         if y not in self._labels_seen:
             self._labels_seen.add(y)
             if y not in self.classes:

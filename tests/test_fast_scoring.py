@@ -1,4 +1,4 @@
-"""The batch path of the default model gives exactly what river gives one record at a time."""
+"""The fast paths of the default model give exactly what river gives one record at a time."""
 
 from __future__ import annotations
 
@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 from river import linear_model, preprocessing, tree
 
 from streamal import ActiveLearner, default_model
-from streamal.batch_scoring import MIN_BATCH, class_probabilities, positive_probabilities
+from streamal.fast_scoring import (
+    MIN_BATCH,
+    class_probabilities,
+    positive_probabilities,
+    positive_probability,
+)
 
 values = st.one_of(
     st.floats(-1e6, 1e6, allow_nan=False),
@@ -56,6 +61,42 @@ def test_a_batch_scores_bit_for_bit_as_river_does_one_by_one(case):
         assert positive_probabilities(model, batch) is None
 
 
+odd_values = st.one_of(values, st.sampled_from(["red", "blue"]), st.none(), st.just(10**400))
+
+
+def _outcome(score, x):
+    try:
+        return score(x)
+    except Exception as e:
+        return type(e)
+
+
+@settings(max_examples=150, deadline=None)
+@given(trained(), st.data())
+def test_one_record_scores_bit_for_bit_as_river_does(case, data):
+    model, n_classes, batch = case
+    probability = positive_probability(model)
+    if n_classes > 2:
+        assert probability is None
+        return
+    # some records with text, None or a huge int, and keys the model never saw
+    keys = list(batch[0]) + ["new"]
+    odd = [{k: data.draw(odd_values) for k in keys} for _ in range(5)]
+    for x in batch + odd:
+        assert _outcome(probability, x) == _outcome(lambda x: model.predict_proba_one(x)[True], x)
+
+
+def test_text_values_are_scored_by_the_pipeline():
+    # the pipeline one-hot encodes "proto": "tcp" as "proto=tcp": 1.0, a feature it knows
+    model = default_model()
+    for i in range(50):
+        model.learn_one({"n": float(i % 7), "proto=tcp": float(i % 2)}, i % 2 == 0)
+    x = {"n": 3.0, "proto": "tcp"}
+    expected = model.predict_proba_one(x)[True]
+    assert expected != model.predict_proba_one({"n": 3.0})[True]
+    assert positive_probability(model)(x) == expected
+
+
 def _fitted(model=None, n=300, keys="abc"):
     model = model if model is not None else default_model()
     rng = random.Random(1)
@@ -89,6 +130,21 @@ def test_the_batch_path_is_taken_for_the_models_it_knows():
 )
 def test_other_models_go_one_by_one(make):
     assert positive_probabilities(_fitted(make()), _batch()) is None
+    assert positive_probability(_fitted(make())) is None
+
+
+def test_the_learner_scores_with_a_snapshot_taken_after_each_label():
+    learner = ActiveLearner(model=_fitted(), budget=1.0)
+    learner.learn({"a": -1.0, "b": 0.0, "c": 0.0}, False)  # False first: no mapping
+    learner.learn({"a": 1.0, "b": 0.0, "c": 0.0}, True)
+    x = {"a": 0.3, "b": -1.0, "c": 0.5}
+    before = learner.decide(x).probabilities
+    assert learner.model.__dict__["_positive"].__name__ == "probability"  # the snapshot
+    assert before[True] == learner.model.model.predict_proba_one(x)[True]
+    learner.learn({"a": 5.0, "b": 0.0, "c": 0.0}, False)
+    after = learner.decide(x).probabilities
+    assert after != before
+    assert after[True] == learner.model.model.predict_proba_one(x)[True]
 
 
 def test_batches_it_cannot_reproduce_go_one_by_one():
