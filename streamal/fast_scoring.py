@@ -6,7 +6,7 @@ streamal builds by default (``StandardScaler``, optionally bounded, then a
 ``LogisticRegression`` or a one-vs-rest of them) the same arithmetic runs
 here in one pass: on a whole batch as a matrix (``positive_probabilities``,
 ``class_probabilities``), or on one record through a snapshot of the
-parameters (``positive_probability``). The results are bit-for-bit those of
+parameters (``positive_probability``, ``LogisticSnapshot``). The results are bit-for-bit those of
 ``predict_proba_one``: the same subtractions and divisions, each dot product
 summed in the record's own feature order as river sums it, the same sigmoid.
 
@@ -38,7 +38,12 @@ from river.utils.math import sigmoid
 
 from streamal.model import _Clip, _one_hot_text
 
-__all__ = ["positive_probabilities", "class_probabilities", "positive_probability"]
+__all__ = [
+    "positive_probabilities",
+    "class_probabilities",
+    "positive_probability",
+    "LogisticSnapshot",
+]
 
 #: below this many records the numpy set-up costs more than it saves
 MIN_BATCH = 16
@@ -60,11 +65,8 @@ def positive_probabilities(model: Any, xs: list[dict]) -> list[float] | None:
 def positive_probability(model: Any) -> Callable[[dict], float] | None:
     """``x -> predict_proba_one(x)[True]`` of a ``... | LogisticRegression`` pipeline as it is now.
 
-    A snapshot of the scaler's means and deviations and of the weights,
-    taken once and valid until the model learns again: scoring a record is
-    then one loop over its features instead of a pass through every step of
-    the pipeline, each making a new dict. A record it cannot take (text
-    values, an overflow) is handed to the pipeline.
+    A snapshot (``LogisticSnapshot``) of the model's parameters: valid until
+    the model learns again.
 
     >>> from river import datasets
     >>> from streamal.model import default_model
@@ -76,21 +78,81 @@ def positive_probability(model: Any) -> Callable[[dict], float] | None:
     >>> all(probability(x) == model.predict_proba_one(x)[True] for x, _ in data[500:])
     True
     """
-    plan = _plan(model, linear_model.LogisticRegression)
-    if plan is None:
-        return None
-    scaler, limit, lr = plan
-    means, weights = scaler.means, lr._weights
-    # a feature of no variance (or never seen) is scaled to 0 and adds 0 to the sum;
-    # a text value is one-hot encoded first, which the pipeline does
-    params = {
-        k: (means[k], v**0.5, weights.get(k, 0.0)) for k, v in scaler.vars.items() if v
-    }  # fmt: skip
-    intercept = lr.intercept
-    # weights run off to infinity: river's own arithmetic decides what comes out
-    if not isfinite(sum([abs(w) for _, _, w in params.values()]) + abs(intercept)):
-        return None
-    river = model.predict_proba_one
+    snapshot = LogisticSnapshot.of(model)
+    return None if snapshot is None else snapshot.probability
+
+
+class LogisticSnapshot:
+    """The parameters of a ``... | LogisticRegression`` pipeline, to score one record at a time.
+
+    The scaler's means and deviations and the weights, gathered once:
+    ``probability(x)`` is then one loop over the record's features instead
+    of a pass through every step of the pipeline, each making a new dict. A
+    record it cannot take (text values, None, an overflow) is handed to the
+    pipeline. After ``model.learn_one(x, y)``, ``learned(x)`` brings the
+    snapshot up to date by re-reading the parameters of ``x``'s features
+    only, which are all that a plain SGD step and the scaler change.
+
+    >>> from river import datasets
+    >>> from streamal.model import default_model
+    >>> model = default_model()
+    >>> data = list(datasets.Phishing())
+    >>> model.learn_one(*data[0])
+    >>> snapshot = LogisticSnapshot.of(model)
+    >>> for x, y in data[1:200]:
+    ...     model.learn_one(x, y)
+    ...     assert snapshot.learned(x)
+    >>> all(snapshot.probability(x) == model.predict_proba_one(x)[True] for x, _ in data)
+    True
+    """
+
+    __slots__ = ("probability", "_params", "_scaler", "_lr", "_sparse")
+
+    @classmethod
+    def of(cls, model: Any) -> LogisticSnapshot | None:
+        """The snapshot of ``model``, or ``None`` for a model it does not reproduce."""
+        plan = _plan(model, linear_model.LogisticRegression)
+        if plan is None:
+            return None
+        scaler, limit, lr = plan
+        means, weights = scaler.means, lr._weights
+        # a feature of no variance (or never seen) is scaled to 0 and adds 0 to the sum;
+        # a text value is one-hot encoded first, which the pipeline does
+        params = {
+            k: (means[k], v**0.5, weights.get(k, 0.0)) for k, v in scaler.vars.items() if v
+        }  # fmt: skip
+        # weights run off to infinity: river's own arithmetic decides what comes out
+        if not isfinite(sum([abs(w) for _, _, w in params.values()]) + abs(lr.intercept)):
+            return None
+        snapshot = cls.__new__(cls)
+        snapshot._params, snapshot._scaler, snapshot._lr = params, scaler, lr
+        # a step that moves the weights of x's features only: plain SGD, no L2
+        snapshot._sparse = type(lr.optimizer) is optim.SGD and not lr.l2
+        snapshot.probability = _probability(params, lr, limit, model.predict_proba_one)
+        return snapshot
+
+    def learned(self, x: dict) -> bool:
+        """Update after the model learned ``x``; ``False`` if only a new snapshot will do."""
+        if not self._sparse:
+            return False
+        params, scaler = self._params, self._scaler
+        means, variances, weights = scaler.means, scaler.vars, self._lr._weights
+        total = 0.0
+        for k, value in x.items():
+            if isinstance(value, str):  # learned as a one-hot feature of another name
+                return False
+            v = variances[k]
+            if v:
+                params[k] = param = (means[k], v**0.5, weights.get(k, 0.0))
+                total += abs(param[2])
+            else:
+                params.pop(k, None)
+        return isfinite(total + abs(self._lr.intercept))
+
+
+def _probability(
+    params: dict[str, tuple[float, float, float]], lr: Any, limit: float | None, river: Callable
+) -> Callable[[dict], float]:
     high = limit
     low = None if limit is None else -limit
 
@@ -114,7 +176,7 @@ def positive_probability(model: Any) -> Callable[[dict], float] | None:
                         return river(x)[True]
         except (TypeError, OverflowError):  # text, None; ints too large for a float
             return river(x)[True]
-        total += intercept
+        total += lr.intercept
         # river's sigmoid, inlined
         if -30 <= total <= 30:
             return 1 / (1 + exp(-total))

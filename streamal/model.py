@@ -181,6 +181,7 @@ class Classifier:
             setattr(model, _LEARN_WHEN_PREDICTING, True)
         self.model = model
         self.__dict__.pop("_positive", None)
+        self.__dict__.pop("_snapshot", None)
 
     @property
     def _teaches(self) -> bool:
@@ -355,11 +356,12 @@ class Classifier:
         return self._positive_now(x)
 
     def _positive_now(self, x: dict[str, Any]) -> float:
-        from streamal.fast_scoring import positive_probability
+        from streamal.fast_scoring import LogisticSnapshot
 
         # a pipeline that learns as it scores changes with every record: no snapshot
-        fast = positive_probability(self.model) if self.unsupervised == "labelled" else None
-        self._positive = fast or self._river_positive
+        snapshot = LogisticSnapshot.of(self.model) if self.unsupervised == "labelled" else None
+        self._snapshot = snapshot
+        self._positive = self._river_positive if snapshot is None else snapshot.probability
         return self._positive(x)
 
     def _river_positive(self, x: dict[str, Any]) -> float:
@@ -368,6 +370,7 @@ class Classifier:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_positive", None)  # a snapshot, made again on the next record
+        state.pop("_snapshot", None)
         return state
 
     def _score_any(self, x: dict[str, Any]) -> tuple[dict[Any, float], Any, float]:
@@ -379,8 +382,11 @@ class Classifier:
         return proba, prediction, confidence
 
     def learn_one(self, x: dict[str, Any], y: Any, w: float = 1.0) -> None:
-        self.__dict__.pop("_positive", None)  # the snapshot is stale from here on
+        # the snapshot is stale from here on, until brought up to date at the end
+        snapshot = self.__dict__.pop("_snapshot", None)
+        self.__dict__.pop("_positive", None)
         if y not in self._labels_seen:
+            snapshot = None  # the model may change shape
             self._labels_seen.add(y)
             if y not in self.classes:
                 self.classes.append(y)
@@ -396,13 +402,15 @@ class Classifier:
             self._choose_predictor()
         if self._binary:
             y = y != self.classes[0]
-        if w != 1.0:
+        if w == 1.0:
+            self.model.learn_one(x, y)
+        else:
             try:
                 self.model.learn_one(x, y, w=w)
-                return
-            except TypeError:
-                pass
-        self.model.learn_one(x, y)
+            except TypeError:  # a model that takes no weight
+                self.model.learn_one(x, y)
+        if snapshot is not None and snapshot.learned(x):
+            self._snapshot, self._positive = snapshot, snapshot.probability
 
 
 MODELS = ("logistic_regression", "hoeffding_tree", "hoeffding_adaptive_tree", "naive_bayes")

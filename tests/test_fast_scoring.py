@@ -16,6 +16,7 @@ from streamal.fast_scoring import (
     positive_probabilities,
     positive_probability,
 )
+from streamal.model import Classifier
 
 values = st.one_of(
     st.floats(-1e6, 1e6, allow_nan=False),
@@ -84,6 +85,26 @@ def test_one_record_scores_bit_for_bit_as_river_does(case, data):
     odd = [{k: data.draw(odd_values) for k in keys} for _ in range(5)]
     for x in batch + odd:
         assert _outcome(probability, x) == _outcome(lambda x: model.predict_proba_one(x)[True], x)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_a_snapshot_kept_up_to_date_label_by_label_scores_as_river(data):
+    keys = data.draw(st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=8, unique=True))
+    clip = data.draw(st.sampled_from([None, 3.0, 0.5]))
+    l2 = data.draw(st.sampled_from([0.0, 0.0, 0.01]))
+    model = default_model(clip=clip)
+    model.steps["LogisticRegression"].l2 = l2
+    classifier = Classifier(model)
+    feature = st.one_of(values, st.sampled_from(["red", "blue"]))  # text: a new snapshot
+    for _ in range(data.draw(st.integers(2, 40))):
+        x = {k: data.draw(feature if k == "h" else values) for k in keys}
+        if classifier.n_labels_seen == 2:
+            p_pos = classifier.model.predict_proba_one(x)[True]
+            assert classifier.predict_proba_one(x) == {False: 1.0 - p_pos, True: p_pos}
+        classifier.learn_one(x, data.draw(st.booleans()) if classifier.n_labels_seen else False)
+        if classifier.n_labels_seen == 1:
+            classifier.learn_one(x, True)
 
 
 def test_text_values_are_scored_by_the_pipeline():
