@@ -86,30 +86,35 @@ class LogisticSnapshot:
     """The parameters of a ``... | LogisticRegression`` pipeline, to score one record at a time.
 
     The scaler's means and deviations and the weights, gathered once:
-    ``probability(x)`` is then one loop over the record's features instead
-    of a pass through every step of the pipeline, each making a new dict. A
-    record it cannot take (text values, None, an overflow) is handed to the
-    pipeline. After ``model.learn_one(x, y)``, ``learned(x)`` brings the
-    snapshot up to date by re-reading the parameters of ``x``'s features
-    only, which are all that a plain SGD step and the scaler change.
+    ``score(x)`` is then one loop over the record's features instead of a
+    pass through every step of the pipeline, each making a new dict. It
+    gives ``(probabilities, prediction, confidence)`` with the model's
+    ``False``/``True`` named ``negative``/``positive``; ``probability(x)`` is
+    the positive one alone. A record it cannot take (text values, None, an
+    overflow) is handed to the pipeline. After ``model.learn_one(x, y)``,
+    ``learned(x)`` brings the snapshot up to date by re-reading the
+    parameters of ``x``'s features only, which are all that a plain SGD
+    step and the scaler change.
 
     >>> from river import datasets
     >>> from streamal.model import default_model
     >>> model = default_model()
     >>> data = list(datasets.Phishing())
     >>> model.learn_one(*data[0])
-    >>> snapshot = LogisticSnapshot.of(model)
+    >>> snapshot = LogisticSnapshot.of(model, negative="legit", positive="phishing")
     >>> for x, y in data[1:200]:
     ...     model.learn_one(x, y)
     ...     assert snapshot.learned(x)
     >>> all(snapshot.probability(x) == model.predict_proba_one(x)[True] for x, _ in data)
     True
+    >>> snapshot.score(data[0][0])[0]
+    {'legit': 0.18..., 'phishing': 0.81...}
     """
 
-    __slots__ = ("probability", "_params", "_scaler", "_lr", "_sparse")
+    __slots__ = ("score", "_positive", "_params", "_scaler", "_lr", "_sparse")
 
     @classmethod
-    def of(cls, model: Any) -> LogisticSnapshot | None:
+    def of(cls, model: Any, negative: Any = False, positive: Any = True) -> LogisticSnapshot | None:
         """The snapshot of ``model``, or ``None`` for a model it does not reproduce."""
         plan = _plan(model, linear_model.LogisticRegression)
         if plan is None:
@@ -128,8 +133,13 @@ class LogisticSnapshot:
         snapshot._params, snapshot._scaler, snapshot._lr = params, scaler, lr
         # a step that moves the weights of x's features only: plain SGD, no L2
         snapshot._sparse = type(lr.optimizer) is optim.SGD and not lr.l2
-        snapshot.probability = _probability(params, lr, limit, model.predict_proba_one)
+        snapshot._positive = positive
+        snapshot.score = _scorer(params, lr, limit, model.predict_proba_one, negative, positive)
         return snapshot
+
+    def probability(self, x: dict) -> float:
+        """The model's ``predict_proba_one(x)[True]``."""
+        return self.score(x)[0][self._positive]
 
     def learned(self, x: dict) -> bool:
         """Update after the model learned ``x``; ``False`` if only a new snapshot will do."""
@@ -150,13 +160,18 @@ class LogisticSnapshot:
         return isfinite(total + abs(self._lr.intercept))
 
 
-def _probability(
-    params: dict[str, tuple[float, float, float]], lr: Any, limit: float | None, river: Callable
-) -> Callable[[dict], float]:
+def _scorer(
+    params: dict[str, tuple[float, float, float]],
+    lr: Any,
+    limit: float | None,
+    river: Callable,
+    negative: Any,
+    positive: Any,
+) -> Callable[[dict], tuple[dict[Any, float], Any, float]]:
     high = limit
     low = None if limit is None else -limit
 
-    def probability(x: dict) -> float:
+    def score(x: dict) -> tuple[dict[Any, float], Any, float]:
         total = 0.0
         try:
             if high is None:
@@ -165,7 +180,8 @@ def _probability(
                     if param is not None:
                         total += (v - param[0]) / param[1] * param[2]
                     elif isinstance(v, str):
-                        return river(x)[True]
+                        total = None
+                        break
             else:
                 for k, v in x.items():
                     param = params.get(k)
@@ -173,20 +189,29 @@ def _probability(
                         z = (v - param[0]) / param[1]
                         total += (high if z > high else low if z < low else z) * param[2]
                     elif isinstance(v, str):
-                        return river(x)[True]
+                        total = None
+                        break
         except (TypeError, OverflowError):  # text, None; ints too large for a float
-            return river(x)[True]
-        total += lr.intercept
-        # river's sigmoid, inlined
-        if -30 <= total <= 30:
-            return 1 / (1 + exp(-total))
-        if total < -30:
-            return 0
-        if total > 30:
-            return 1
-        return river(x)[True]  # NaN (an overflow of values or weights): as river has it
+            total = None
+        if total is None:
+            p = river(x)[True]
+        else:
+            total += lr.intercept
+            # river's sigmoid, inlined; NaN (an overflow) goes to river's arithmetic
+            if -30 <= total <= 30:
+                p = 1 / (1 + exp(-total))
+            elif total < -30:
+                p = 0
+            elif total > 30:
+                p = 1
+            else:
+                p = river(x)[True]
+        q = 1.0 - p
+        # the prediction is the first label on ties, as the argmax over river's dict
+        return ({negative: q, positive: p}, positive, p) if p > q else (
+            {negative: q, positive: p}, negative, q)  # fmt: skip
 
-    return probability
+    return score
 
 
 def class_probabilities(model: Any, xs: list[dict]) -> list[dict[Any, float]] | None:

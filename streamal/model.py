@@ -156,8 +156,9 @@ class Classifier:
     5
     """
 
-    #: class default, read by classifiers saved before the option existed
+    #: class defaults, read by classifiers saved before these existed
     unsupervised = "labelled"
+    _snapshot = None
 
     def __init__(
         self, model: Any, classes: Iterable[Any] | None = None, *, unsupervised: str = "labelled"
@@ -180,8 +181,6 @@ class Classifier:
         if self.unsupervised == "all" and hasattr(type(model), _LEARN_WHEN_PREDICTING):
             setattr(model, _LEARN_WHEN_PREDICTING, True)
         self.model = model
-        self.__dict__.pop("_positive", None)
-        self.__dict__.pop("_snapshot", None)
 
     @property
     def _teaches(self) -> bool:
@@ -252,6 +251,7 @@ class Classifier:
                 self._neg, self._pos = self.classes[0], self.classes[1]
             self.predict_proba_one, self.score = self._predict_mapped, self._score_mapped
             self.score_many = self._score_many_mapped
+        self._snapshot = None
 
     def predict_proba_one(self, x: dict[str, Any]) -> dict[Any, float]:  # replaced per instance
         return self._predict_nothing(x)
@@ -316,8 +316,8 @@ class Classifier:
         neg, pos = self._neg, self._pos
         p_pos = positive_probabilities(self.model, xs)
         if p_pos is None:
-            positive = self._positive
-            p_pos = [positive(x) for x in xs]
+            score = self.score
+            p_pos = [score(x)[0][pos] for x in xs]
         confidences = [p if p > 1.0 - p else 1.0 - p for p in p_pos]
         return [{neg: 1.0 - p, pos: p} for p in p_pos], confidences
 
@@ -340,37 +340,32 @@ class Classifier:
         return {next(iter(self._labels_seen)): 1.0}
 
     def _predict_mapped(self, x: dict[str, Any]) -> dict[Any, float]:
-        p_pos = self._positive(x)
-        return {self._neg: 1.0 - p_pos, self._pos: p_pos}
+        return self.score(x)[0]
+
+    # a binary model is scored from a snapshot of it (streamal.fast_scoring) where it
+    # has one, taken on the first record after a change of the model
 
     def _score_mapped(self, x: dict[str, Any]) -> tuple[dict[Any, float], Any, float]:
-        p_pos = self._positive(x)
+        from streamal.fast_scoring import LogisticSnapshot
+
+        # a pipeline that learns as it scores changes with every record: no snapshot
+        snapshot = None
+        if self.unsupervised == "labelled":
+            snapshot = LogisticSnapshot.of(self.model, self._neg, self._pos)
+        self._snapshot = snapshot
+        self.score = self._river_score if snapshot is None else snapshot.score
+        return self.score(x)
+
+    def _river_score(self, x: dict[str, Any]) -> tuple[dict[Any, float], Any, float]:
+        p_pos = self.model.predict_proba_one(x).get(True, 0.0)
         p_neg = 1.0 - p_pos
         proba = {self._neg: p_neg, self._pos: p_pos}
         return (proba, self._pos, p_pos) if p_pos > p_neg else (proba, self._neg, p_neg)
 
-    # the binary model's probability of its positive class: after each change of
-    # the model, a snapshot of it (streamal.fast_scoring) where it has one
-
-    def _positive(self, x: dict[str, Any]) -> float:  # replaced per instance
-        return self._positive_now(x)
-
-    def _positive_now(self, x: dict[str, Any]) -> float:
-        from streamal.fast_scoring import LogisticSnapshot
-
-        # a pipeline that learns as it scores changes with every record: no snapshot
-        snapshot = LogisticSnapshot.of(self.model) if self.unsupervised == "labelled" else None
-        self._snapshot = snapshot
-        self._positive = self._river_positive if snapshot is None else snapshot.probability
-        return self._positive(x)
-
-    def _river_positive(self, x: dict[str, Any]) -> float:
-        return self.model.predict_proba_one(x).get(True, 0.0)
-
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.pop("_positive", None)  # a snapshot, made again on the next record
-        state.pop("_snapshot", None)
+        if state.pop("_snapshot", None) is not None:  # made again on the next record
+            state["score"] = self._score_mapped
         return state
 
     def _score_any(self, x: dict[str, Any]) -> tuple[dict[Any, float], Any, float]:
@@ -382,9 +377,9 @@ class Classifier:
         return proba, prediction, confidence
 
     def learn_one(self, x: dict[str, Any], y: Any, w: float = 1.0) -> None:
-        # the snapshot is stale from here on, until brought up to date at the end
-        snapshot = self.__dict__.pop("_snapshot", None)
-        self.__dict__.pop("_positive", None)
+        snapshot = self._snapshot
+        if snapshot is not None:  # stale from here on, until brought up to date below
+            self._snapshot, self.score = None, self._score_mapped
         if y not in self._labels_seen:
             snapshot = None  # the model may change shape
             self._labels_seen.add(y)
@@ -410,7 +405,7 @@ class Classifier:
             except TypeError:  # a model that takes no weight
                 self.model.learn_one(x, y)
         if snapshot is not None and snapshot.learned(x):
-            self._snapshot, self._positive = snapshot, snapshot.probability
+            self._snapshot, self.score = snapshot, snapshot.score
 
 
 MODELS = ("logistic_regression", "hoeffding_tree", "hoeffding_adaptive_tree", "naive_bayes")

@@ -160,7 +160,7 @@ def test_the_learner_scores_with_a_snapshot_taken_after_each_label():
     learner.learn({"a": 1.0, "b": 0.0, "c": 0.0}, True)
     x = {"a": 0.3, "b": -1.0, "c": 0.5}
     before = learner.decide(x).probabilities
-    assert learner.model.__dict__["_positive"].__name__ == "probability"  # the snapshot
+    assert learner.model.score == learner.model._snapshot.score  # scored from the snapshot
     assert before[True] == learner.model.model.predict_proba_one(x)[True]
     learner.learn({"a": 5.0, "b": 0.0, "c": 0.0}, False)
     after = learner.decide(x).probabilities
