@@ -14,6 +14,6 @@ def test_learner_benchmark_runs_every_comparison():
         capture_output=True, text=True, timeout=300, check=True,
     )  # fmt: skip
     out = proc.stdout
-    assert out.count("ratio learner/bare") == 3  # river loop twice, batch-scored loop once
+    assert out.count("ratio learner/bare") == 4  # river loop twice, fast-scoring loop twice
     assert out.count("ratio minimal/bare") == 2
     assert "speed-up" in out
