@@ -10,7 +10,7 @@ from streamal import strategies
 from streamal.budget import BudgetCap, EstimatedBudget
 from streamal.drift import DriftMonitor
 from streamal.learner import ActiveLearner
-from streamal.model import Classifier, clip_features, default_model
+from streamal.model import Classifier, OneHotText, clip_features, default_model
 from streamal.pending import PendingRequests
 from streamal.records import Decision, Label, Record
 from streamal.strategies import (
@@ -39,6 +39,7 @@ __all__ = [
     "EstimatedBudget",
     "FixedUncertainty",
     "Label",
+    "OneHotText",
     "PendingRequests",
     "PerClassQuantileFilter",
     "PerPredictedClass",

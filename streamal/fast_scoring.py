@@ -36,7 +36,7 @@ import numpy as np
 from river import compose, linear_model, multiclass, optim, preprocessing
 from river.utils.math import sigmoid
 
-from streamal.model import _Clip, _one_hot_text
+from streamal.model import OneHotText, _Clip, _one_hot_text
 
 __all__ = [
     "positive_probabilities",
@@ -255,7 +255,10 @@ def _plan(model: Any, last_type: type) -> tuple | None:
     if type(model) is not compose.Pipeline or model._LEARN_UNSUPERVISED_DURING_PREDICT:
         return None
     steps = list(model.steps.values())
-    if steps and isinstance(steps[0], compose.FuncTransformer) and steps[0].func is _one_hot_text:
+    if steps and (
+        type(steps[0]) is OneHotText
+        or (isinstance(steps[0], compose.FuncTransformer) and steps[0].func is _one_hot_text)
+    ):
         steps = steps[1:]  # numbers pass it unchanged; text values are refused below
     if len(steps) not in (2, 3):
         return None

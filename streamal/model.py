@@ -21,28 +21,75 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["Classifier", "default_model", "clip_features"]
+from river import base
+
+__all__ = ["Classifier", "default_model", "clip_features", "one_hot_text", "OneHotText"]
 
 log = logging.getLogger("streamal")
 
 
-def one_hot_text() -> Any:
-    """A river transformer: numbers pass through, text value ``v`` of ``k`` becomes ``k=v``: 1.
+def one_hot_text(max_values: int = 100) -> Any:
+    """A river transformer that one-hot encodes text values (``OneHotText``).
 
     >>> one_hot_text().transform_one({"x": 2.0, "proto": "tcp"})
     {'x': 2.0, 'proto=tcp': 1.0}
     """
-    from river import compose
-
-    return compose.FuncTransformer(_one_hot_text)
+    return OneHotText(max_values)
 
 
 def _one_hot_text(x: dict) -> dict:
+    # the stateless encoding of earlier versions, kept so their checkpoints load
     for v in x.values():
         if isinstance(v, str):
             return {(f"{k}={v}" if isinstance(v, str) else k): (1.0 if isinstance(v, str) else v)
                     for k, v in x.items()}  # fmt: skip
     return x
+
+
+class OneHotText(base.Transformer):
+    """Numbers pass through; text value ``v`` of ``k`` becomes ``k=v``: 1, and 0 for the others.
+
+    The other values are those of ``k`` seen while learning (up to
+    ``max_values`` of them). A scaler after it then sees each indicator both
+    on and off, as it sees a number vary: were the indicator only there when
+    on, it would always be 1, have no variance, and be scaled to 0, so the
+    column would count for nothing.
+
+    >>> encode = OneHotText()
+    >>> encode.learn_one({"x": 1.0, "proto": "tcp"})
+    >>> encode.learn_one({"x": 3.0, "proto": "udp"})
+    >>> encode.transform_one({"x": 2.0, "proto": "tcp"})
+    {'x': 2.0, 'proto=tcp': 1.0, 'proto=udp': 0.0}
+    >>> encode.transform_one({"x": 2.0})
+    {'x': 2.0}
+    """
+
+    def __init__(self, max_values: int = 100):
+        self.max_values = max_values
+        self.values: dict[str, dict[str, None]] = {}  # column -> its values, in order seen
+
+    def learn_one(self, x: dict) -> None:
+        for k, v in x.items():
+            if isinstance(v, str):
+                seen = self.values.setdefault(k, {})
+                if len(seen) < self.max_values:
+                    seen[v] = None
+
+    def transform_one(self, x: dict) -> dict:
+        for v in x.values():
+            if isinstance(v, str):
+                break
+        else:
+            return x
+        out = {}
+        for k, v in x.items():
+            if isinstance(v, str):
+                for other in self.values.get(k, ()):
+                    out[f"{k}={other}"] = 0.0
+                out[f"{k}={v}"] = 1.0
+            else:
+                out[k] = v
+        return out
 
 
 #: default bound on the standard-scaled features of the logistic regression
@@ -87,9 +134,9 @@ def default_model(n_classes: int = 2, clip: float | None = CLIP) -> Any:
     label would throw the weights of a stochastic-gradient model around.
 
     >>> print(default_model(clip=None))
-    _one_hot_text | StandardScaler | LogisticRegression
+    OneHotText | StandardScaler | LogisticRegression
     >>> print(default_model())
-    _one_hot_text | StandardScaler | clip_features(3) | LogisticRegression
+    OneHotText | StandardScaler | clip_features(3) | LogisticRegression
     """
     from river import linear_model, multiclass, preprocessing
 

@@ -120,6 +120,23 @@ def test_any_label_type_binary_and_multiclass(labels, make_model):
     assert correct / 1000 > 0.8
 
 
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_the_default_model_learns_from_a_text_column(n_classes):
+    # the label is the text column: a model that scaled its indicators to 0 would guess
+    learner = ActiveLearner(budget=1.0, classes=range(n_classes) if n_classes > 2 else None)
+    rng = random.Random(4)
+    protos = ["tcp", "udp", "icmp"][:n_classes]
+    correct = 0
+    for i in range(3000):
+        k = rng.randrange(n_classes)
+        d = learner.decide({"noise": rng.gauss(0, 1), "proto": protos[k]})
+        correct += i >= 2000 and d.prediction == k
+        if d.query:
+            learner.learn(d.request_id, k)
+    assert correct / 1000 > 0.95
+    assert learner.model.model["OneHotText"].values == {"proto": dict.fromkeys(protos)}
+
+
 def test_third_class_upgrades_a_binary_model():
     learner = ActiveLearner(strategy=strategies.VariableUncertainty(budget=1.0), cold_start=0)
     for i in range(300):
