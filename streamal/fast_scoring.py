@@ -6,7 +6,7 @@ streamal builds by default (``StandardScaler``, optionally bounded, then a
 ``LogisticRegression`` or a one-vs-rest of them) the same arithmetic runs
 here in one pass: on a whole batch as a matrix (``positive_probabilities``,
 ``class_probabilities``), or on one record through a snapshot of the
-parameters (``positive_probability``, ``LogisticSnapshot``). The results are bit-for-bit those of
+parameters (``LogisticSnapshot``). The results are bit-for-bit those of
 ``predict_proba_one``: the same subtractions and divisions, each dot product
 summed in the record's own feature order as river sums it, the same sigmoid.
 
@@ -41,7 +41,6 @@ from streamal.model import OneHotText, _Clip, _one_hot_text
 __all__ = [
     "positive_probabilities",
     "class_probabilities",
-    "positive_probability",
     "LogisticSnapshot",
 ]
 
@@ -60,26 +59,6 @@ def positive_probabilities(model: Any, xs: list[dict]) -> list[float] | None:
     z, keys = scaled
     logits = _logits(plan[-1], z, keys)
     return None if logits is None else list(map(sigmoid, logits.tolist()))
-
-
-def positive_probability(model: Any) -> Callable[[dict], float] | None:
-    """``x -> predict_proba_one(x)[True]`` of a ``... | LogisticRegression`` pipeline as it is now.
-
-    A snapshot (``LogisticSnapshot``) of the model's parameters: valid until
-    the model learns again.
-
-    >>> from river import datasets
-    >>> from streamal.model import default_model
-    >>> model = default_model()
-    >>> data = list(datasets.Phishing())
-    >>> for x, y in data[:500]:
-    ...     model.learn_one(x, y)
-    >>> probability = positive_probability(model)
-    >>> all(probability(x) == model.predict_proba_one(x)[True] for x, _ in data[500:])
-    True
-    """
-    snapshot = LogisticSnapshot.of(model)
-    return None if snapshot is None else snapshot.probability
 
 
 class LogisticSnapshot:

@@ -12,11 +12,17 @@ from river import linear_model, preprocessing, tree
 from streamal import ActiveLearner, default_model
 from streamal.fast_scoring import (
     MIN_BATCH,
+    LogisticSnapshot,
     class_probabilities,
     positive_probabilities,
-    positive_probability,
 )
 from streamal.model import Classifier
+
+
+def _probability(model):
+    snapshot = LogisticSnapshot.of(model)
+    return None if snapshot is None else snapshot.probability
+
 
 values = st.one_of(
     st.floats(-1e6, 1e6, allow_nan=False),
@@ -76,7 +82,7 @@ def _outcome(score, x):
 @given(trained(), st.data())
 def test_one_record_scores_bit_for_bit_as_river_does(case, data):
     model, n_classes, batch = case
-    probability = positive_probability(model)
+    probability = _probability(model)
     if n_classes > 2:
         assert probability is None
         return
@@ -115,7 +121,7 @@ def test_text_values_are_scored_by_the_pipeline():
     x = {"n": 3.0, "proto": "tcp"}
     expected = model.predict_proba_one(x)[True]
     assert expected != model.predict_proba_one({"n": 3.0})[True]
-    assert positive_probability(model)(x) == expected
+    assert _probability(model)(x) == expected
 
 
 def _fitted(model=None, n=300, keys="abc"):
@@ -151,7 +157,7 @@ def test_the_batch_path_is_taken_for_the_models_it_knows():
 )
 def test_other_models_go_one_by_one(make):
     assert positive_probabilities(_fitted(make()), _batch()) is None
-    assert positive_probability(_fitted(make())) is None
+    assert _probability(_fitted(make())) is None
 
 
 def test_the_learner_scores_with_a_snapshot_taken_after_each_label():
