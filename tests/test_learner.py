@@ -12,6 +12,7 @@ from river.datasets import synth
 
 from streamal import ActiveLearner, Record, clip_features, default_model, strategies
 from streamal.drift import DriftMonitor
+from streamal.model import make_model
 
 
 class ScriptedModel:
@@ -135,6 +136,24 @@ def test_the_default_model_learns_from_a_text_column(n_classes):
             learner.learn(d.request_id, k)
     assert correct / 1000 > 0.95
     assert learner.model.model["OneHotText"].values == {"proto": dict.fromkeys(protos)}
+
+
+def test_the_binned_model_learns_a_class_in_the_middle_of_a_feature():
+    # no single slope separates |x| < 1 from the rest; a weight per bin does
+    def accuracy(name):
+        learner = ActiveLearner(model=make_model(name), budget=1.0)
+        rng = random.Random(6)
+        correct = 0
+        for i in range(4000):
+            x = rng.gauss(0, 1)  # the class edges fall on bin edges, 1 sd out
+            d = learner.decide({"x": x, "noise": rng.random()})
+            correct += i >= 3000 and d.prediction == (abs(x) < 1)
+            if d.query:
+                learner.learn(d.request_id, abs(x) < 1)
+        return correct / 1000
+
+    assert accuracy("binned_logistic_regression") > 0.9
+    assert accuracy("logistic_regression") < 0.75  # about the share inside, 68%
 
 
 def test_third_class_upgrades_a_binary_model():
