@@ -171,7 +171,9 @@ class _Bins:
         return out
 
 
-def default_model(n_classes: int = 2, clip: float | None = CLIP) -> Any:
+def default_model(
+    n_classes: int = 2, clip: float | None = CLIP, bin_width: float | None = None
+) -> Any:
     """``StandardScaler | LogisticRegression``, one-vs-rest for more than two classes.
 
     Text features are one-hot encoded first, so categorical columns work too.
@@ -179,19 +181,29 @@ def default_model(n_classes: int = 2, clip: float | None = CLIP) -> Any:
     bounded). An uncertainty strategy asks for unusual records, whose scaled
     values run far out (a rare 0/1 feature becomes 10 or more); one such
     label would throw the weights of a stochastic-gradient model around.
+    With a ``bin_width``, the bounded features also get their bins
+    (``bin_features``).
 
     >>> print(default_model(clip=None))
     OneHotText | StandardScaler | LogisticRegression
     >>> print(default_model())
     OneHotText | StandardScaler | clip_features(3) | LogisticRegression
+    >>> print(default_model(clip=2, bin_width=0.5))
+    OneHotText | StandardScaler | clip_features(2) | bin_features(2, 0.5) | LogisticRegression
     """
     from river import linear_model, multiclass, preprocessing
 
     clf: Any = linear_model.LogisticRegression()
     if n_classes > 2:
         clf = multiclass.OneVsRestClassifier(clf)
-    scaled = one_hot_text() | preprocessing.StandardScaler()
-    return scaled | clip_features(clip) | clf if clip else scaled | clf
+    model = one_hot_text() | preprocessing.StandardScaler()
+    if clip:
+        model |= clip_features(clip)
+        if bin_width:
+            model |= bin_features(clip, bin_width)
+    elif bin_width:
+        raise ValueError("bins need a bound on the features: give clip too")
+    return model | clf
 
 
 def _is_binary_only(model: Any) -> bool:
@@ -529,13 +541,7 @@ def make_model(
     if name == "logistic_regression":
         return default_model(n_classes, clip)
     if name == "binned_logistic_regression":
-        from river import linear_model, multiclass
-
-        clf: Any = linear_model.LogisticRegression()
-        if n_classes > 2:
-            clf = multiclass.OneVsRestClassifier(clf)
-        scaled = one_hot_text() | preprocessing.StandardScaler() | clip_features(2.0)
-        return scaled | bin_features(2.0, 0.5) | clf
+        return default_model(n_classes, clip=2.0, bin_width=0.5)
     if name == "hoeffding_tree":
         return tree.HoeffdingTreeClassifier()
     if name == "hoeffding_adaptive_tree":
