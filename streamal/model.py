@@ -419,11 +419,11 @@ class Classifier:
     def _score_many_mapped(self, xs: list[dict[str, Any]]) -> tuple[list, list[float]]:
         from streamal.fast_scoring import positive_probabilities
 
-        neg, pos = self._neg, self._pos
         p_pos = positive_probabilities(self.model, xs)
-        if p_pos is None:
-            score = self.score
-            p_pos = [score(x)[0][pos] for x in xs]
+        if p_pos is None:  # one by one, as score has them
+            scored = list(map(self.score, xs))
+            return [s[0] for s in scored], [s[2] for s in scored]
+        neg, pos = self._neg, self._pos
         confidences = [p if p > 1.0 - p else 1.0 - p for p in p_pos]
         return [{neg: 1.0 - p, pos: p} for p in p_pos], confidences
 
