@@ -2,15 +2,17 @@
 
 >>> import streamal
 >>> learner = streamal.ActiveLearner(strategy="split", budget=0.05)
->>> learner.strategy
-Split(budget=0.05, v=0.1, theta=1.0, step=0.01, w=100, seed=0)
+>>> learner.strategy  # a tenth of the budget goes to records picked at random
+Split(budget=0.045, v=0.1, theta=1.0, step=0.01, w=100, seed=0)
+>>> learner.budget
+0.05
 """
 
 from streamal import strategies
 from streamal.budget import BudgetCap, EstimatedBudget
 from streamal.drift import DriftMonitor
 from streamal.learner import ActiveLearner
-from streamal.model import Classifier, OneHotText, clip_features, default_model
+from streamal.model import Classifier, OneHotText, bin_features, clip_features, default_model
 from streamal.pending import PendingRequests
 from streamal.records import Decision, Label, Record
 from streamal.strategies import (
@@ -50,6 +52,7 @@ __all__ = [
     "Record",
     "Split",
     "VariableUncertainty",
+    "bin_features",
     "clip_features",
     "default_model",
     "entropy",

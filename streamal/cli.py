@@ -34,9 +34,10 @@ Each file is a CSV with a header and a 'label' column (.gz read as gzip).
 Every record is predicted first, then learned from if its label was
 requested (prequential, test-then-train), so accuracy covers the whole
 stream. Strategies are set beside random sampling at the same budget and
-beside learning on every label. Deterministic strategies run once whatever
---seeds says, unless something makes them draw: --exploration, --drift-boost,
-late labels (--delay, unless --late-exploration 0) or --annotator-noises.
+beside learning on every label. A strategy runs under every seed when
+something makes it draw: --exploration-share (on by default), --exploration,
+--drift-boost, late labels (--delay, unless --late-exploration 0) or
+--annotator-noises; with none of them, a deterministic strategy runs once.
 
 example: streamal replay elec2.csv.gz --budget 0.1 --strategy variable_uncertainty \\
              --strategy split --seeds 5 --json results.json
@@ -71,8 +72,8 @@ def _add_option(parser: argparse.ArgumentParser, opt: Option, help: str | None =
 # the settings of `run` that `replay` takes too: the same flags, help and checks
 REPLAY_SETTINGS = (
     "learner.model", "learner.clip", "learner.unsupervised", "learner.utility", "learner.drift",
-    "learner.exploration", "learner.late_exploration", "learner.late_delay",
-    "learner.drift_boost", "learner.boost_window", "learner.background",
+    "learner.exploration", "learner.exploration_share", "learner.late_exploration",
+    "learner.late_delay", "learner.drift_boost", "learner.boost_window", "learner.background",
     "learner.confidence_drift", "learner.second_opinion_below", "annotator.noises",
 )  # fmt: skip
 _ALIKE = "; random sampling and learning on every label do the same"
@@ -188,6 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             pending_ttl=s["learner.pending_ttl"],
             max_pending=s["learner.max_pending"],
             exploration=s["learner.exploration"],
+            exploration_share=s["learner.exploration_share"],
             late_exploration=s["learner.late_exploration"],
             late_delay=s["learner.late_delay"],
             confidence_drift=s["learner.confidence_drift"],
@@ -345,7 +347,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             log.warning("%s: skipped %d malformed rows", path, skipped)
         total = len(ys) * runs_needed(
             strategies, args.seeds, options["exploration"], options["drift_boost"], any(noises),
-            args.delay, options["late_exploration"],
+            args.delay, options["late_exploration"], options["exploration_share"],
         )  # fmt: skip
         for budget in budgets:
             progress = None

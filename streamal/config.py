@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from streamal.drift import DETECTORS as DRIFT
+from streamal.learner import EXPLORATION_SHARE
 from streamal.model import CLIP, MODELS, UNSUPERVISED
 from streamal.strategies import STRATEGIES
-from streamal.utility import UTILITIES
+from streamal.utility import DEFAULT_UTILITY, UTILITIES
 
 __all__ = ["Option", "OPTIONS", "ConfigError", "check", "load_settings"]
 
@@ -130,8 +131,8 @@ OPTIONS: tuple[Option, ...] = (
         "learner.utility",
         "--utility",
         str,
-        "least_confidence",
-        "how uncertainty is measured",
+        DEFAULT_UTILITY,
+        "how uncertainty is measured (margin: 1 - the gap between the two likeliest classes)",
         choices=tuple(UTILITIES),
     ),
     Option(
@@ -147,8 +148,9 @@ OPTIONS: tuple[Option, ...] = (
         "learner.model",
         "--model",
         str,
-        "logistic_regression",
-        "river model (standard-scaled; one-vs-rest for several classes where needed)",
+        MODELS[0],
+        "river model (standard-scaled; one-vs-rest for several classes where needed); the "
+        "binned logistic regression adds each scaled feature's bin of 0.5 within [-2, 2]",
         choices=MODELS,
     ),
     Option(
@@ -156,8 +158,9 @@ OPTIONS: tuple[Option, ...] = (
         "--clip",
         float,
         CLIP,
-        "bound the standard-scaled features of the logistic regression to [-CLIP, CLIP], so "
-        "that one unusual record cannot throw its weights around (0: no bound)",
+        "bound the standard-scaled features of --model logistic_regression to [-CLIP, CLIP], "
+        "so that one unusual record cannot throw its weights around (0: no bound; the binned "
+        "one is bounded to [-2, 2])",
         _non_negative,
     ),
     Option(
@@ -199,6 +202,15 @@ OPTIONS: tuple[Option, ...] = (
         "query a record the strategy skipped with this probability, on top of the budget, so "
         "that the live accuracy estimate covers every record (0: never)",
         _unit,
+    ),
+    Option(
+        "learner.exploration_share",
+        "--exploration-share",
+        float,
+        EXPLORATION_SHARE,
+        "share of the budget spent on records picked at random, so that the records the model "
+        "is sure of get labels too (0: the strategy spends it all)",
+        _share,
     ),
     Option(
         "learner.late_exploration",

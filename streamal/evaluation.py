@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
 from streamal.drift import make_drift_monitor
-from streamal.learner import ActiveLearner
-from streamal.model import CLIP, Classifier, make_model
+from streamal.learner import EXPLORATION_SHARE, ActiveLearner
+from streamal.model import CLIP, MODELS, Classifier, make_model
 from streamal.records import Record
 from streamal.simulate import SimulatedAnnotator
 from streamal.strategies import get as get_strategy
@@ -138,7 +138,7 @@ def run_strategy(
     budget: float = 0.1,
     seed: int | None = 0,
     delay: int = 0,
-    model: str = "logistic_regression",
+    model: str = MODELS[0],
     clip: float | None = CLIP,
     drift: str = "adwin",
     exploration: float = 0.0,
@@ -160,7 +160,7 @@ def run_strategy(
     # the 88 % of it that the windowed estimate lets through
     params = {"w": None} if strategy == RANDOM else {}
     if strategy == RANDOM:  # the baseline stays plain random sampling
-        learner_options = {**learner_options, "late_exploration": 0.0}
+        learner_options = {**learner_options, "late_exploration": 0.0, "exploration_share": 0.0}
     if not 0 <= exploration < budget:
         raise ValueError(f"exploration must be in [0, budget), got {exploration}")
     learner = ActiveLearner(
@@ -231,7 +231,7 @@ def run_all_labels(
     xs: Sequence[dict],
     ys: Sequence[Any],
     *,
-    model: str = "logistic_regression",
+    model: str = MODELS[0],
     clip: float | None = CLIP,
     delay: int = 0,
     noises: Sequence[float] = (),
@@ -289,7 +289,7 @@ def replay(
     budget: float = 0.1,
     seeds: int = 1,
     delay: int = 0,
-    model: str = "logistic_regression",
+    model: str = MODELS[0],
     clip: float | None = CLIP,
     drift: str = "adwin",
     exploration: float = 0.0,
@@ -309,6 +309,7 @@ def replay(
     plan, every_label_seeds = _seed_plan(
         strategies, seeds, exploration, learner_options.get("drift_boost", 1.0), any(noises),
         delay, learner_options.get("late_exploration", 0.5),
+        learner_options.get("exploration_share", EXPLORATION_SHARE),
     )  # fmt: skip
     names = [name for name, _ in plan]
     runs: list[RunResult] = []
@@ -402,13 +403,15 @@ def _seed_plan(
     noisy: bool,
     delay: int,
     late_exploration: float,
+    exploration_share: float = EXPLORATION_SHARE,
 ) -> tuple[list[tuple[str, list[int]]], list[int]]:
     """The seeds each strategy (random sampling included) runs under, and every label's.
 
     A run goes under every seed when its decisions or labels depend on it.
     """
     # late labels move budget to exploration (a draw), unless that is turned off
-    draws = exploration > 0 or drift_boost > 1.0 or noisy or bool(delay and late_exploration)
+    draws = (exploration > 0 or exploration_share > 0 or drift_boost > 1.0 or noisy
+             or bool(delay and late_exploration))  # fmt: skip
     every = list(range(seeds))
     names = dict.fromkeys([*strategies, RANDOM])
     plan = [(name, every if draws or takes_seed(name) else [0]) for name in names]
@@ -423,11 +426,13 @@ def runs_needed(
     noisy: bool = False,
     delay: int = 0,
     late_exploration: float = 0.5,
+    exploration_share: float = EXPLORATION_SHARE,
 ) -> int:
     """How many runs ``replay`` makes with these settings (for a progress bar)."""
     plan, every_label_seeds = _seed_plan(
-        strategies, seeds, exploration, drift_boost, noisy, delay, late_exploration
-    )
+        strategies, seeds, exploration, drift_boost, noisy, delay, late_exploration,
+        exploration_share,
+    )  # fmt: skip
     return sum(len(name_seeds) for _, name_seeds in plan) + len(every_label_seeds)
 
 

@@ -2,13 +2,15 @@
 
 The learner spends most of its time in the model, and a river pipeline
 handles one dict at a time, through a new dict at every step. For the model
-streamal builds by default (``StandardScaler``, optionally bounded, then a
-``LogisticRegression`` or a one-vs-rest of them) the same arithmetic runs
+streamal builds by default (``StandardScaler``, optionally bounded and
+binned, then a ``LogisticRegression`` or a one-vs-rest of them) the same
+arithmetic runs
 here in one pass: on a whole batch as a matrix (``positive_probabilities``,
 ``class_probabilities``), or on one record through a snapshot of the
 parameters (``LogisticSnapshot``). The results are bit-for-bit those of
 ``predict_proba_one``: the same subtractions and divisions, each dot product
-summed in the record's own feature order as river sums it, the same sigmoid.
+summed in the order of the features river hands the last step (the record's
+own, then their bins), the same sigmoid.
 
 Anything else returns ``None`` and the caller asks river: another model, a
 pipeline that learns while it predicts, records whose features are not all
@@ -36,7 +38,7 @@ import numpy as np
 from river import compose, linear_model, multiclass, optim, preprocessing
 from river.utils.math import sigmoid
 
-from streamal.model import OneHotText, _Clip, _one_hot_text
+from streamal.model import OneHotText, _Bins, _Clip, _one_hot_text
 
 __all__ = [
     "positive_probabilities",
@@ -56,8 +58,7 @@ def positive_probabilities(model: Any, xs: list[dict]) -> list[float] | None:
     scaled = _scaled(plan, xs)
     if scaled is None:
         return None
-    z, keys = scaled
-    logits = _logits(plan[-1], z, keys)
+    logits = _logits(plan[-1], *scaled)
     return None if logits is None else list(map(sigmoid, logits.tolist()))
 
 
@@ -87,10 +88,10 @@ class LogisticSnapshot:
     >>> all(snapshot.probability(x) == model.predict_proba_one(x)[True] for x, _ in data)
     True
     >>> snapshot.score(data[0][0])[0]
-    {'legit': 0.18..., 'phishing': 0.81...}
+    {'legit': 0.15..., 'phishing': 0.84...}
     """
 
-    __slots__ = ("score", "_positive", "_params", "_scaler", "_lr", "_sparse")
+    __slots__ = ("score", "_positive", "_params", "_scaler", "_lr", "_sparse", "_bins")
 
     @classmethod
     def of(cls, model: Any, negative: Any = False, positive: Any = True) -> LogisticSnapshot | None:
@@ -98,23 +99,35 @@ class LogisticSnapshot:
         plan = _plan(model, linear_model.LogisticRegression)
         if plan is None:
             return None
-        scaler, limit, lr = plan
-        means, weights = scaler.means, lr._weights
+        scaler, limit, bins, lr = plan
+        snapshot = cls.__new__(cls)
+        snapshot._scaler, snapshot._lr = scaler, lr
+        snapshot._bins = None if bins is None else _BinWeights(bins, lr._weights)
         # a feature of no variance (or never seen) is scaled to 0 and adds 0 to the sum;
         # a text value is one-hot encoded first, which the pipeline does
-        params = {
-            k: (means[k], v**0.5, weights.get(k, 0.0)) for k, v in scaler.vars.items() if v
-        }  # fmt: skip
+        params = {k: snapshot._param(k) for k, v in scaler.vars.items() if v}
         # weights run off to infinity: river's own arithmetic decides what comes out
-        if not isfinite(sum([abs(w) for _, _, w in params.values()]) + abs(lr.intercept)):
+        if not isfinite(sum([_size(p) for p in params.values()]) + abs(lr.intercept)):
             return None
-        snapshot = cls.__new__(cls)
-        snapshot._params, snapshot._scaler, snapshot._lr = params, scaler, lr
-        # a step that moves the weights of x's features only: plain SGD, no L2
+        snapshot._params = params
+        # a step that moves the weights of x's features only (and of their
+        # bins): plain SGD, no L2
         snapshot._sparse = type(lr.optimizer) is optim.SGD and not lr.l2
         snapshot._positive = positive
-        snapshot.score = _scorer(params, lr, limit, model.predict_proba_one, negative, positive)
+        river = model.predict_proba_one
+        snapshot.score = (
+            _scorer(params, lr, limit, river, negative, positive)
+            if bins is None
+            else _binned_scorer(params, lr, bins, river, negative, positive)
+        )
         return snapshot
+
+    def _param(self, k: str) -> tuple:
+        """``(mean, deviation, weight)``, and the weight of each of its bins if binned."""
+        scaler, weights, bins = self._scaler, self._lr._weights, self._bins
+        if bins is None:
+            return scaler.means[k], scaler.vars[k] ** 0.5, weights.get(k, 0.0)
+        return scaler.means[k], scaler.vars[k] ** 0.5, weights.get(k, 0.0), bins.of(k)
 
     def probability(self, x: dict) -> float:
         """The model's ``predict_proba_one(x)[True]``."""
@@ -124,19 +137,54 @@ class LogisticSnapshot:
         """Update after the model learned ``x``; ``False`` if only a new snapshot will do."""
         if not self._sparse:
             return False
-        params, scaler = self._params, self._scaler
-        means, variances, weights = scaler.means, scaler.vars, self._lr._weights
+        params, variances, param = self._params, self._scaler.vars, self._param
         total = 0.0
         for k, value in x.items():
             if isinstance(value, str):  # learned as a one-hot feature of another name
                 return False
-            v = variances[k]
-            if v:
-                params[k] = param = (means[k], v**0.5, weights.get(k, 0.0))
-                total += abs(param[2])
+            if variances[k]:
+                params[k] = p = param(k)
+                total += _size(p)
             else:
                 params.pop(k, None)
         return isfinite(total + abs(self._lr.intercept))
+
+
+def _size(param: tuple) -> float:
+    """How large the weights of a feature are (infinite or NaN when they ran off)."""
+    if len(param) == 3:
+        return abs(param[2])
+    return abs(param[2]) + sum([abs(w) for w in param[3]])
+
+
+class _BinWeights:
+    """The weights of each feature's bins, by bin number, read from a logistic regression."""
+
+    def __init__(self, bins: _Bins, weights: Any):
+        self.limit, self.width = bins.limit, bins.width
+        # the bin of a value v is (v + limit) // width: numbers 0 to this one
+        self.count = int((2 * bins.limit) // bins.width) + 1
+        self._weights = weights
+        self._names: dict[str, tuple[str, ...]] = {}
+
+    def names(self, k: str) -> tuple[str, ...]:
+        """The bins' feature names, as ``bin_features`` writes them."""
+        names = self._names.get(k)
+        if names is None:
+            limit, width = self.limit, self.width
+            # float(i) stands for (v + limit) // width, which is a float too
+            names = self._names[k] = tuple(
+                f"{k}@{float(i) * width - limit:g}" for i in range(self.count)
+            )
+        return names
+
+    def of(self, k: str) -> tuple[float, ...]:
+        weights = self._weights
+        return tuple([weights.get(name, 0.0) for name in self.names(k)])
+
+    def matrix(self, keys: tuple) -> np.ndarray:
+        """One row per feature, one column per bin number."""
+        return np.array([self.of(k) for k in keys]).reshape(len(keys), self.count)
 
 
 def _scorer(
@@ -195,6 +243,57 @@ def _scorer(
     return score
 
 
+def _binned_scorer(
+    params: dict[str, tuple],
+    lr: Any,
+    bins: _Bins,
+    river: Callable,
+    negative: Any,
+    positive: Any,
+) -> Callable[[dict], tuple[dict[Any, float], Any, float]]:
+    """As ``_scorer``, for a model with ``bin_features`` before its logistic regression."""
+    high, width = bins.limit, bins.width
+    low, near = -high, -width
+
+    def score(x: dict) -> tuple[dict[Any, float], Any, float]:
+        total = 0.0
+        later = []
+        try:
+            for k, v in x.items():
+                param = params.get(k)
+                if param is not None:
+                    z = (v - param[0]) / param[1]
+                    z = high if z > high else low if z < low else z
+                    total += z * param[2]
+                    if z >= width or z <= near:  # NaN is neither
+                        later.append(param[3][int((z + high) // width)])
+                elif isinstance(v, str):
+                    total = None
+                    break
+        except (TypeError, OverflowError):  # text, None; ints too large for a float
+            total = None
+        if total is None:
+            p = river(x)[True]
+        else:
+            # the bins come after the record's own features, as the pipeline adds them
+            for w in later:
+                total += w
+            total += lr.intercept
+            if -30 <= total <= 30:
+                p = 1 / (1 + exp(-total))
+            elif total < -30:
+                p = 0
+            elif total > 30:
+                p = 1
+            else:
+                p = river(x)[True]
+        q = 1.0 - p
+        return ({negative: q, positive: p}, positive, p) if p > q else (
+            {negative: q, positive: p}, negative, q)  # fmt: skip
+
+    return score
+
+
 def class_probabilities(model: Any, xs: list[dict]) -> list[dict[Any, float]] | None:
     """``predict_proba_one(x)`` of a ``... | OneVsRestClassifier(LogisticRegression)`` pipeline."""
     plan = _plan(model, multiclass.OneVsRestClassifier)
@@ -207,10 +306,9 @@ def class_probabilities(model: Any, xs: list[dict]) -> list[dict[Any, float]] | 
     scaled = _scaled(plan, xs)
     if scaled is None:
         return None
-    z, keys = scaled
     labels, columns = list(members), []
     for member in members.values():
-        logits = _logits(member, z, keys)
+        logits = _logits(member, *scaled)
         if logits is None:
             return None
         columns.append(list(map(sigmoid, logits.tolist())))
@@ -232,7 +330,7 @@ def _is_logistic(step: Any) -> bool:
 
 
 def _plan(model: Any, last_type: type) -> tuple | None:
-    """``(scaler, clip limit or None, last step)`` when the batch path reproduces ``model``."""
+    """``(scaler, clip limit or None, bins or None, last step)`` when we reproduce ``model``."""
     if type(model) is not compose.Pipeline or model._LEARN_UNSUPERVISED_DURING_PREDICT:
         return None
     steps = list(model.steps.values())
@@ -241,7 +339,7 @@ def _plan(model: Any, last_type: type) -> tuple | None:
         or (isinstance(steps[0], compose.FuncTransformer) and steps[0].func is _one_hot_text)
     ):
         steps = steps[1:]  # numbers pass it unchanged; text values are refused below
-    if len(steps) not in (2, 3):
+    if len(steps) not in (2, 3, 4):
         return None
     scaler, last = steps[0], steps[-1]
     if not (
@@ -250,21 +348,32 @@ def _plan(model: Any, last_type: type) -> tuple | None:
         and scaler.window_size is None
     ):
         return None
-    limit = None
-    if len(steps) == 3:
+    limit = bins = None
+    if len(steps) >= 3:
         clip = steps[1]
         if not (isinstance(clip, compose.FuncTransformer) and isinstance(clip.func, _Clip)):
             return None
         limit = clip.func.limit
+    if len(steps) == 4:
+        binned = steps[2]
+        if not (isinstance(binned, compose.FuncTransformer) and isinstance(binned.func, _Bins)):
+            return None
+        bins = binned.func
+        if bins.limit != limit:  # values outside the bins' range
+            return None
     if type(last) is not last_type:
         return None
     if last_type is linear_model.LogisticRegression and not _is_logistic(last):
         return None
-    return scaler, limit, last
+    return scaler, limit, bins, last
 
 
-def _scaled(plan: tuple, xs: list[dict]) -> tuple[np.ndarray, tuple] | None:
-    """The standard-scaled (and bounded) features as a matrix, and their order."""
+def _scaled(plan: tuple, xs: list[dict]) -> tuple[np.ndarray, tuple, tuple | None] | None:
+    """The standard-scaled (and bounded) features as a matrix, their order, and their bins.
+
+    The bins are ``(bin weights of the features, bin number of each value,
+    where a value has a bin)``, or ``None`` for a model without bins.
+    """
     n = len(xs)
     if n < MIN_BATCH:
         return None
@@ -276,7 +385,7 @@ def _scaled(plan: tuple, xs: list[dict]) -> tuple[np.ndarray, tuple] | None:
     if x.dtype.kind not in "biuf":  # text (one-hot encoded one by one), None, huge ints
         return None
     x = x.reshape(n, len(keys))
-    scaler, limit, _ = plan
+    scaler, limit, bins, _ = plan
     means, variances = scaler.means, scaler.vars
     var = [variances.get(k, 0.0) for k in keys]
     # river divides by var ** 0.5, and sets a feature of no variance to 0
@@ -288,13 +397,27 @@ def _scaled(plan: tuple, xs: list[dict]) -> tuple[np.ndarray, tuple] | None:
         z[:, flat] = 0.0
     if limit is not None:
         np.clip(z, -limit, limit, out=z)
-    return z, keys
+    if bins is None:
+        return z, keys, None
+    width = bins.width
+    number = np.floor_divide(z + limit, width)  # NaN fails the test below and gets no bin
+    has_bin = (z >= width) | (z <= -width)
+    number[~has_bin] = 0
+    return z, keys, (bins, number.astype(np.intp), has_bin)
 
 
-def _logits(lr: Any, z: np.ndarray, keys: tuple) -> np.ndarray | None:
+def _logits(lr: Any, z: np.ndarray, keys: tuple, bins: tuple | None) -> np.ndarray | None:
     weights = lr._weights
     w = np.array([weights.get(k, 0.0) for k in keys])
+    terms = z * w
+    if bins is not None:
+        spec, number, has_bin = bins
+        table = _BinWeights(spec, weights).matrix(keys)
+        # a value without a bin adds 0.0, which leaves the sum as it is
+        picked = np.where(has_bin, table[np.arange(len(keys)), number], 0.0)
+        # the bins come after the record's own features, as the pipeline adds them
+        terms = np.concatenate([terms, picked], axis=1)
     # accumulate adds the columns one after another, as river's dot product does
-    dots = np.add.accumulate(z * w, axis=1)[:, -1] + lr.intercept
+    dots = np.add.accumulate(terms, axis=1)[:, -1] + lr.intercept
     # an overflow would meet a missing weight differently here and in river
     return dots if np.isfinite(dots).all() else None

@@ -36,13 +36,16 @@ from streamal.records import Decision, Decisions, Record
 from streamal.strategies import PerClassQuantileFilter, QueryStrategy
 from streamal.strategies import get as get_strategy
 from streamal.strategies.exploration import Exploration
-from streamal.utility import get_utility
+from streamal.utility import DEFAULT_UTILITY, get_utility
 
 __all__ = ["ActiveLearner"]
 
 log = logging.getLogger("streamal")
 
 _STATE_FORMAT = 1
+
+#: default share of the budget spent on records picked at random
+EXPLORATION_SHARE = 0.1
 # in the order Decisions takes its columns
 _DECISION_COLUMNS = ("record_id", "probabilities", "confidence", "utility", "query",
                      "query_probability", "request_id")  # fmt: skip
@@ -68,7 +71,9 @@ class ActiveLearner:
     budget
         Used only when ``strategy`` is given by name.
     utility
-        ``"least_confidence"`` (default), ``"margin"`` or ``"entropy"``.
+        ``"margin"`` (default), ``"least_confidence"`` or ``"entropy"``
+        (``streamal.utility``). On two classes margin and least confidence
+        order records alike; on more, margin did better in the README.
     unsupervised
         What the unsupervised steps of a pipeline model (the scaler) learn
         from: only the ``"labelled"`` records (the default), as the pipeline
@@ -107,6 +112,13 @@ class ActiveLearner:
         accuracy (``weighted_accuracy``) estimates the accuracy on all
         records, not only on the hard ones queried. The hard cap allows the
         strategy's budget plus this rate.
+    exploration_share
+        Share of the budget spent on records picked at random, whatever the
+        label delay; the strategy gets the rest. An uncertainty strategy
+        never asks about the records the model is sure of, right or wrong;
+        these picks reach them, and they make every record's query
+        probability positive. Late exploration can raise the share, never
+        lower it.
     late_exploration, late_delay
         When labels come late, move up to ``late_exploration`` of the
         strategy's budget to exploration (records picked at random): an
@@ -158,7 +170,7 @@ class ActiveLearner:
         strategy: QueryStrategy | str | None = None,
         *,
         budget: float = 0.1,
-        utility: str = "least_confidence",
+        utility: str = DEFAULT_UTILITY,
         unsupervised: str = "labelled",
         budget_cap: bool = True,
         drift: bool | DriftMonitor | None = True,
@@ -169,6 +181,7 @@ class ActiveLearner:
         classes: Iterable[Any] | None = None,
         pacing: Iterable[Any] = (),
         exploration: float = 0.0,
+        exploration_share: float = EXPLORATION_SHARE,
         late_exploration: float = 0.5,
         late_delay: int = 200,
         second_opinion_below: float = 0.0,
@@ -196,11 +209,14 @@ class ActiveLearner:
             raise ValueError(f"drift_boost must be a number >= 1, got {drift_boost!r}")
         if not (isinstance(boost_window, int) and boost_window > 0):
             raise ValueError(f"boost_window must be a positive integer, got {boost_window!r}")
-        if not (isinstance(late_exploration, int | float) and 0.0 <= late_exploration < 1.0):
-            raise ValueError(f"late_exploration must be in [0, 1), got {late_exploration!r}")
+        for name, share in (("exploration_share", exploration_share),
+                            ("late_exploration", late_exploration)):  # fmt: skip
+            if not (isinstance(share, int | float) and 0.0 <= share < 1.0):
+                raise ValueError(f"{name} must be in [0, 1), got {share!r}")
         if not (isinstance(late_delay, int) and late_delay > 0):
             raise ValueError(f"late_delay must be a positive integer, got {late_delay!r}")
         self.exploration = exploration
+        self.exploration_share = float(exploration_share)
         self.late_exploration = float(late_exploration)
         self.late_delay = late_delay
         self.label_delay: float | None = None  # running mean, in records
@@ -440,6 +456,14 @@ class ActiveLearner:
         self._refresh()
         self._full_budget = strategy.budget
         self._late_share = 0.0
+        self._explore_share(self.exploration_share)
+
+    def _explore_share(self, share: float) -> None:
+        """Give ``share`` of the budget to records picked at random, the rest to the strategy."""
+        if share != self._late_share:
+            self._late_share = share
+            # rounded: 0.05 * 0.9 would print as 0.045000000000000005
+            self._strategy.rebudget(round(self._full_budget * (1.0 - share), 12))
         self._decide_by()
 
     def _decide_by(self) -> None:
@@ -460,13 +484,11 @@ class ActiveLearner:
         mean = self.label_delay
         self.label_delay = mean = delay if mean is None else mean + (delay - mean) / 100
         share = self.late_exploration * min(1.0, mean / self.late_delay)
-        share = round(share * 8) / 8
+        share = max(self.exploration_share, round(share * 8) / 8)
         if share != self._late_share:
             log.info("labels come %.0f records late: %.0f%% of the budget to exploration",
                      mean, 100 * share)  # fmt: skip
-            self._late_share = share
-            self._strategy.rebudget(self._full_budget * (1.0 - share))
-            self._decide_by()
+            self._explore_share(share)
 
     def _look(
         self, features: dict[str, Any], proba: dict, prediction: Any, confidence: float
@@ -658,7 +680,8 @@ class ActiveLearner:
 
     @property
     def late_share(self) -> float:
-        """Share of the budget moved to exploration because labels come late."""
+        """Share of the budget spent on records picked at random (``exploration_share``,
+        more when labels come late)."""
         return self._late_share
 
     @property
@@ -708,6 +731,7 @@ class ActiveLearner:
             "_background_since": 0, "annotators": AnnotatorReliability(),
             "second_opinion_below": 0.0, "second_opinions": [], "_held": {},
             "late_exploration": 0.0, "late_delay": 200, "label_delay": None, "_late_share": 0.0,
+            "exploration_share": 0.0,
         }  # fmt: skip
         learner.__dict__.update({**defaults, **{k: v for k, v in state.items() if k != "format"}})
         learner.__dict__.setdefault("_full_budget", learner._strategy.budget)

@@ -99,8 +99,10 @@ class OneHotText(base.Transformer):
         return out
 
 
-#: default bound on the standard-scaled features of the logistic regression
+#: default bound on the standard-scaled features of the plain logistic regression
 CLIP = 3.0
+#: the default model's bound on the scaled features, and the width of their bins
+BINNED_CLIP, BIN_WIDTH = 2.0, 0.5
 
 
 def clip_features(limit: float = CLIP) -> Any:
@@ -172,24 +174,26 @@ class _Bins:
 
 
 def default_model(
-    n_classes: int = 2, clip: float | None = CLIP, bin_width: float | None = None
+    n_classes: int = 2, clip: float | None = BINNED_CLIP, bin_width: float | None = BIN_WIDTH
 ) -> Any:
-    """``StandardScaler | LogisticRegression``, one-vs-rest for more than two classes.
+    """``StandardScaler | LogisticRegression``, bounded and binned, one-vs-rest for 3+ classes.
 
     Text features are one-hot encoded first, so categorical columns work too.
     The scaled features are bounded to ``[-clip, clip]`` (``None`` or 0: not
     bounded). An uncertainty strategy asks for unusual records, whose scaled
     values run far out (a rare 0/1 feature becomes 10 or more); one such
     label would throw the weights of a stochastic-gradient model around.
-    With a ``bin_width``, the bounded features also get their bins
-    (``bin_features``).
+    The bounded features also get their bins of ``bin_width``
+    (``bin_features``; ``None``: no bins), so that a class that lives in the
+    middle of a feature's range can be learned. Bins need the bound: without
+    one there are none.
 
+    >>> print(default_model())
+    OneHotText | StandardScaler | clip_features(2) | bin_features(2, 0.5) | LogisticRegression
+    >>> print(default_model(clip=3, bin_width=None))
+    OneHotText | StandardScaler | clip_features(3) | LogisticRegression
     >>> print(default_model(clip=None))
     OneHotText | StandardScaler | LogisticRegression
-    >>> print(default_model())
-    OneHotText | StandardScaler | clip_features(3) | LogisticRegression
-    >>> print(default_model(clip=2, bin_width=0.5))
-    OneHotText | StandardScaler | clip_features(2) | bin_features(2, 0.5) | LogisticRegression
     """
     from river import linear_model, multiclass, preprocessing
 
@@ -201,8 +205,6 @@ def default_model(
         model |= clip_features(clip)
         if bin_width:
             model |= bin_features(clip, bin_width)
-    elif bin_width:
-        raise ValueError("bins need a bound on the features: give clip too")
     return model | clf
 
 
@@ -515,8 +517,8 @@ class Classifier:
 
 
 MODELS = (
-    "logistic_regression",
     "binned_logistic_regression",
+    "logistic_regression",
     "hoeffding_tree",
     "hoeffding_adaptive_tree",
     "naive_bayes",
@@ -524,24 +526,25 @@ MODELS = (
 
 
 def make_model(
-    name: str = "logistic_regression", n_classes: int = 2, clip: float | None = CLIP
+    name: str = "binned_logistic_regression", n_classes: int = 2, clip: float | None = CLIP
 ) -> Any:
     """A model by name, standard-scaled where it helps.
 
-    ``clip`` bounds the scaled features of the logistic regression (see
-    ``default_model``); the other models do not use it.
-    ``binned_logistic_regression`` bounds them to [-2, 2] and adds their bins
-    of 0.5 (``bin_features``), one-vs-rest for more than two classes.
+    ``binned_logistic_regression`` is ``default_model``: the scaled features
+    bounded to [-2, 2] and their bins of 0.5 (``bin_features``), one-vs-rest
+    for more than two classes. ``logistic_regression`` is the same without
+    the bins, its scaled features bounded to ``[-clip, clip]``; the other
+    models do not use ``clip``.
 
     >>> make_model("hoeffding_tree")
     HoeffdingTreeClassifier (...)
     """
     from river import naive_bayes, preprocessing, tree
 
-    if name == "logistic_regression":
-        return default_model(n_classes, clip)
     if name == "binned_logistic_regression":
-        return default_model(n_classes, clip=2.0, bin_width=0.5)
+        return default_model(n_classes)
+    if name == "logistic_regression":
+        return default_model(n_classes, clip, bin_width=None)
     if name == "hoeffding_tree":
         return tree.HoeffdingTreeClassifier()
     if name == "hoeffding_adaptive_tree":

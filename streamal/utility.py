@@ -20,6 +20,9 @@ from typing import Any
 
 __all__ = ["least_confidence", "margin", "entropy", "UTILITIES", "get_utility"]
 
+#: the utility streamal uses unless told otherwise
+DEFAULT_UTILITY = "margin"
+
 
 def least_confidence(proba: Mapping[Any, float]) -> float:
     """1 - max p: the utility of Žliobaitė et al.'s uncertainty strategies."""
@@ -29,7 +32,14 @@ def least_confidence(proba: Mapping[Any, float]) -> float:
 
 
 def margin(proba: Mapping[Any, float]) -> float:
-    """1 - (p1 - p2), with p1 >= p2 the two largest probabilities."""
+    """1 - (p1 - p2), with p1 >= p2 the two largest probabilities.
+
+    On two classes it orders records as least confidence does; on more it
+    also looks at the runner-up, the class the record might be instead.
+    """
+    if len(proba) == 2:  # the common case, on the hot path
+        a, b = proba.values()
+        return 1.0 - abs(a - b)
     if len(proba) < 2:
         return 1.0 if not proba else 1.0 - max(proba.values())
     p1 = p2 = 0.0

@@ -109,7 +109,7 @@ def test_replay_prints_the_table_and_writes_json(tmp_path, dataset):
     proc = streamal("replay", dataset("usenet2.csv.gz"), dataset("chess.csv.gz"),
                     "--budget", "0.2", "--strategy", "variable_uncertainty",
                     "--strategy", "split", "--seeds", "3", "--json", "res.json",
-                    cwd=tmp_path)  # fmt: skip
+                    "--exploration-share", "0", cwd=tmp_path)  # fmt: skip
     assert "usenet2.csv.gz" in proc.stdout and "all_labels" in proc.stdout
     results = json.loads((tmp_path / "res.json").read_text())["results"]
     assert [r["dataset"] for r in results] == ["usenet2.csv.gz", "chess.csv.gz"]
@@ -198,7 +198,7 @@ def test_replay_lets_the_scaler_learn_from_every_record(tmp_path, dataset):
 def test_replay_clip_reaches_every_learner_and_bad_values_are_clear(tmp_path, dataset):
     def accuracies(*flags):
         streamal("replay", dataset("usenet2.csv.gz"), "--budget", "0.1", *flags,
-                 "--json", "res.json", cwd=tmp_path)  # fmt: skip
+                 "--model", "logistic_regression", "--json", "res.json", cwd=tmp_path)  # fmt: skip
         (result,) = json.loads((tmp_path / "res.json").read_text())["results"]
         return result["clip"], {row["strategy"]: row["accuracy"] for row in result["summary"]}
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from river import linear_model, preprocessing, tree
 
-from streamal import ActiveLearner, default_model
+from streamal import ActiveLearner, bin_features, clip_features, default_model
 from streamal.fast_scoring import (
     MIN_BATCH,
     LogisticSnapshot,
@@ -42,7 +42,8 @@ def trained(draw):
     keys = draw(st.lists(st.sampled_from("abcdefghijklmnop"), min_size=1, max_size=16, unique=True))
     n_classes = draw(st.sampled_from([2, 3, 5]))
     clip = draw(st.sampled_from([None, 3.0, 0.5]))
-    model = default_model(n_classes, clip=clip)
+    bin_width = draw(st.sampled_from([None, 0.5, 0.2])) if clip else None
+    model = default_model(n_classes, clip=clip, bin_width=bin_width)
     # some training features the batch does not have, and the other way round
     seen = keys[: draw(st.integers(1, len(keys)))] + ["z"]
     for x in _rows(draw, draw(st.integers(0, 40)), seen):
@@ -98,8 +99,9 @@ def test_one_record_scores_bit_for_bit_as_river_does(case, data):
 def test_a_snapshot_kept_up_to_date_label_by_label_scores_as_river(data):
     keys = data.draw(st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=8, unique=True))
     clip = data.draw(st.sampled_from([None, 3.0, 0.5]))
+    bin_width = data.draw(st.sampled_from([None, 0.5, 0.2])) if clip else None
     l2 = data.draw(st.sampled_from([0.0, 0.0, 0.01]))
-    model = default_model(clip=clip)
+    model = default_model(clip=clip, bin_width=bin_width)
     model.steps["LogisticRegression"].l2 = l2
     classifier = Classifier(model)
     feature = st.one_of(values, st.sampled_from(["red", "blue"]))  # text: a new snapshot
@@ -140,6 +142,9 @@ def _batch(n=50, keys="abc"):
 
 def test_the_batch_path_is_taken_for_the_models_it_knows():
     assert positive_probabilities(_fitted(), _batch()) is not None
+    binned = _fitted(default_model(clip=2.0, bin_width=0.5))
+    assert positive_probabilities(binned, _batch()) is not None
+    assert _probability(binned) is not None
     plain = preprocessing.StandardScaler() | linear_model.LogisticRegression()
     assert positive_probabilities(_fitted(plain), _batch()) is not None
 
@@ -152,8 +157,15 @@ def test_the_batch_path_is_taken_for_the_models_it_knows():
         lambda: preprocessing.MinMaxScaler() | linear_model.LogisticRegression(),
         lambda: preprocessing.StandardScaler(with_std=False) | linear_model.LogisticRegression(),
         lambda: preprocessing.StandardScaler() | linear_model.Perceptron(),
+        # bins over another range than the bound's
+        lambda: (
+            preprocessing.StandardScaler()
+            | clip_features(2.0)
+            | bin_features(3.0, 0.5)
+            | linear_model.LogisticRegression()
+        ),
     ],
-    ids=["tree", "bare", "minmax", "no-std", "perceptron"],
+    ids=["tree", "bare", "minmax", "no-std", "perceptron", "bins-unbounded"],
 )
 def test_other_models_go_one_by_one(make):
     assert positive_probabilities(_fitted(make()), _batch()) is None

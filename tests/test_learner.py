@@ -356,8 +356,9 @@ def test_live_accuracy_estimate_is_honest_with_exploration():
 
     data = [({str(k): v for k, v in x.items()}, y) for x, y in synth.SEA(seed=5).take(20_000)]
     xs, ys = [x for x, _ in data], [y for _, y in data]
-    blind = run_strategy(xs, ys, "variable_uncertainty", budget=0.1, seed=1)
-    honest = run_strategy(xs, ys, "variable_uncertainty", budget=0.1, seed=1, exploration=0.02)
+    blind = run_strategy(xs, ys, "variable_uncertainty", budget=0.1, seed=1, exploration_share=0)
+    honest = run_strategy(xs, ys, "variable_uncertainty", budget=0.1, seed=1, exploration=0.02,
+                          exploration_share=0)  # fmt: skip
     # without exploration the labels come from hard records only: too low
     blind_error = blind.accuracy - blind.estimated_accuracy
     honest_error = abs(honest.estimated_accuracy - honest.accuracy)
@@ -371,13 +372,14 @@ def test_replay_runs_a_deterministic_strategy_under_every_seed_once_it_explores(
     data = [({str(k): v for k, v in x.items()}, y) for x, y in synth.SEA(seed=6).take(1_000)]
     xs, ys = [x for x, _ in data], [y for _, y in data]
     name = "balanced_incremental_quantile_filter"
-    for exploration, expected in ((0.0, 1), (0.02, 3)):
-        result = replay(xs, ys, [name], budget=0.1, seeds=3, exploration=exploration)
+    for exploration, share, expected in ((0.0, 0.0, 1), (0.02, 0.0, 3), (0.0, 0.1, 3)):
+        result = replay(xs, ys, [name], budget=0.1, seeds=3, exploration=exploration,
+                        exploration_share=share)  # fmt: skip
         rows = {row["strategy"]: row for row in result["summary"]}
         assert rows[name]["runs"] == expected
         accuracies = {r["accuracy"] for r in result["runs"] if r["strategy"] == name}
         assert (len(accuracies) > 1) == (expected > 1)  # the seeds draw differently
-        assert runs_needed([name], 3, exploration) == expected + 3 + 1
+        assert runs_needed([name], 3, exploration, exploration_share=share) == expected + 3 + 1
 
 
 @settings(max_examples=30, deadline=None)
@@ -490,7 +492,8 @@ def test_background_needs_a_model_that_can_be_cloned():
 
 
 def test_an_unreliable_annotator_gets_a_second_opinion():
-    learner = ActiveLearner(budget=1.0, cold_start=0, second_opinion_below=0.8)
+    learner = ActiveLearner(budget=1.0, cold_start=0, second_opinion_below=0.8,
+                            exploration_share=0.0)  # fmt: skip
     rng = random.Random(2)
     for _ in range(200):  # a clear concept, labelled by a careful annotator
         x = rng.uniform(-1, 1)
@@ -546,10 +549,14 @@ def test_late_labels_move_half_the_budget_to_exploration():
 
 def test_the_share_follows_the_delay_and_labels_at_once_change_nothing():
     assert _late_run(delay=50, n=3_000)[0].late_share == 0.125  # 0.5 * 50 / 200
-    at_once, decisions = _late_run(delay=0, n=3_000)
-    off, reference = _late_run(delay=0, n=3_000, late_exploration=0.0)
-    assert at_once.late_share == 0.0 and at_once.label_delay == 0
-    assert [d.query for d in decisions] == [d.query for d in reference]
+    # the exploration share is a floor: a short delay leaves it as it is
+    assert _late_run(delay=10, n=3_000)[0].late_share == 0.1
+    assert _late_run(delay=10, n=3_000, exploration_share=0.0)[0].late_share == 0.0
+    for share in (0.1, 0.0):
+        at_once, decisions = _late_run(delay=0, n=3_000, exploration_share=share)
+        off, reference = _late_run(delay=0, n=3_000, late_exploration=0.0, exploration_share=share)
+        assert at_once.late_share == share and at_once.label_delay == 0
+        assert [d.query for d in decisions] == [d.query for d in reference]
     assert at_once._policy is at_once.strategy  # no exploring wrapper on the fast path
 
 
@@ -565,9 +572,10 @@ def test_late_exploration_survives_a_restore():
 
 
 def test_an_older_state_resumes_with_late_exploration_off():
-    learner, _ = _late_run(delay=0, n=500)
+    learner, _ = _late_run(delay=0, n=500, exploration_share=0.0)  # it did not exist either
     state = learner.state()
-    for key in ("late_exploration", "late_delay", "label_delay", "_late_share", "_full_budget"):
+    for key in ("late_exploration", "late_delay", "label_delay", "_late_share", "_full_budget",
+                "exploration_share"):  # fmt: skip
         del state[key]
     restored = ActiveLearner.from_state(state)
     assert restored.late_exploration == 0.0 and restored.budget == learner.budget

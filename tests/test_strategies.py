@@ -207,7 +207,7 @@ def test_density_based_skips_outliers_the_learner_shows_it():
             pass
 
     learner = ActiveLearner(model=Unsure(), strategy=S.DensityBasedActiveLearning(budget=0.2),
-                            cold_start=0, budget_cap=False)  # fmt: skip
+                            cold_start=0, budget_cap=False, exploration_share=0)  # fmt: skip
     rng = random.Random(4)
     asked = {"dense": 0, "outlier": 0}
     for i in range(3000):
