@@ -24,7 +24,7 @@ from streamal.drift import DETECTORS as DRIFT
 from streamal.learner import EXPLORATION_SHARE
 from streamal.model import CLIP, MODELS, UNSUPERVISED
 from streamal.strategies import STRATEGIES
-from streamal.utility import DEFAULT_UTILITY, UTILITIES
+from streamal.utility import AUTO, UTILITIES
 
 __all__ = ["Option", "OPTIONS", "ConfigError", "check", "load_settings"]
 
@@ -131,9 +131,10 @@ OPTIONS: tuple[Option, ...] = (
         "learner.utility",
         "--utility",
         str,
-        DEFAULT_UTILITY,
-        "how uncertainty is measured (margin: 1 - the gap between the two likeliest classes)",
-        choices=tuple(UTILITIES),
+        AUTO,
+        "how uncertainty is measured (margin: 1 - the gap between the two likeliest classes); "
+        "auto: margin for the quantile filters, least confidence for the other strategies",
+        choices=(AUTO, *UTILITIES),
     ),
     Option(
         "learner.unsupervised",

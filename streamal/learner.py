@@ -36,7 +36,7 @@ from streamal.records import Decision, Decisions, Record
 from streamal.strategies import PerClassQuantileFilter, QueryStrategy
 from streamal.strategies import get as get_strategy
 from streamal.strategies.exploration import Exploration
-from streamal.utility import DEFAULT_UTILITY, get_utility
+from streamal.utility import AUTO, get_utility
 
 __all__ = ["ActiveLearner"]
 
@@ -60,8 +60,9 @@ class ActiveLearner:
     model
         A river classifier (or anything with ``predict_proba_one`` and
         ``learn_one``). Default: ``StandardScaler | LogisticRegression``
-        with the scaled features bounded to [-3, 3] (``default_model``),
-        one-vs-rest for more than two classes. Labels of any hashable type
+        with the scaled features bounded to [-2, 2] and a weight for each
+        one's bin of 0.5 (``default_model``), one-vs-rest for more than two
+        classes. Labels of any hashable type
         work; binary-only models get their labels mapped.
     strategy
         A ``QueryStrategy`` or its snake_case name. Default:
@@ -71,9 +72,13 @@ class ActiveLearner:
     budget
         Used only when ``strategy`` is given by name.
     utility
-        ``"margin"`` (default), ``"least_confidence"`` or ``"entropy"``
-        (``streamal.utility``). On two classes margin and least confidence
-        order records alike; on more, margin did better in the README.
+        ``"margin"``, ``"least_confidence"`` or ``"entropy"``
+        (``streamal.utility``), or ``"auto"`` (the default): the strategy's
+        ``preferred_utility``, margin for the quantile filters (the default
+        strategy among them), least confidence for the strategies that
+        threshold the confidence, as their papers do. On two classes margin
+        and least confidence order records alike; on more, margin did
+        better with the default strategy (README).
     unsupervised
         What the unsupervised steps of a pipeline model (the scaler) learn
         from: only the ``"labelled"`` records (the default), as the pipeline
@@ -170,7 +175,7 @@ class ActiveLearner:
         strategy: QueryStrategy | str | None = None,
         *,
         budget: float = 0.1,
-        utility: str = DEFAULT_UTILITY,
+        utility: str = AUTO,
         unsupervised: str = "labelled",
         budget_cap: bool = True,
         drift: bool | DriftMonitor | None = True,
@@ -231,6 +236,8 @@ class ActiveLearner:
             confidence_drift = DriftMonitor()
         self.confidence_drift = confidence_drift or None
         self.strategy = strategy  # a property: also sets what decides (see below)
+        if utility == AUTO:
+            utility = getattr(strategy, "preferred_utility", "least_confidence")
         self.utility_name = utility
         self._utility = get_utility(utility)
         self._least_confidence = utility == "least_confidence"

@@ -20,8 +20,8 @@ from typing import Any
 
 __all__ = ["least_confidence", "margin", "entropy", "UTILITIES", "get_utility"]
 
-#: the utility streamal uses unless told otherwise
-DEFAULT_UTILITY = "margin"
+#: the learner's default: each strategy's ``preferred_utility``
+AUTO = "auto"
 
 
 def least_confidence(proba: Mapping[Any, float]) -> float:

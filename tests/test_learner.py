@@ -773,3 +773,54 @@ def test_a_per_class_strategy_is_told_each_prediction_and_resumes_from_a_state(b
         assert n < 50 or asked >= 0.05 * n, (c, n, asked)
     restored = ActiveLearner.from_state(pickle.loads(pickle.dumps(learner.state())))
     assert run(restored, records[1000:], []) == run(learner, records[1000:], [])
+
+
+class _SureOfHalf:
+    """A model sure of the records with x < 0 and unsure of the others."""
+
+    def predict_proba_one(self, x):
+        return {"a": 1.0, "b": 0.0} if x["x"] < 0 else {"a": 0.5, "b": 0.5}
+
+    def learn_one(self, x, y):
+        pass
+
+
+@pytest.mark.parametrize("share", [0.0, 0.1, 0.3])
+def test_the_exploration_share_reaches_records_the_strategy_never_asks_about(share):
+    learner = ActiveLearner(model=_SureOfHalf(), strategy="balanced_incremental_quantile_filter",
+                            budget=0.1, cold_start=0, exploration_share=share, seed=3,
+                            classes=["a", "b"])  # fmt: skip
+    learner.learn({"x": -0.5}, "a")  # a model that has learned nothing gives no probabilities
+    rng = random.Random(5)
+    n, asked = 20_000, {"sure": 0, "unsure": 0}
+    for _ in range(n):
+        x = rng.uniform(-1, 1)
+        if learner.decide({"x": x}, now=0.0).query:
+            asked["sure" if x < 0 else "unsure"] += 1
+    assert learner.strategy.budget == pytest.approx(0.1 * (1 - share))
+    assert asked["sure"] + asked["unsure"] <= 0.1 * n + 1  # the share comes out of the budget
+    # the strategy asks about unsure records only; random picks land on both halves
+    expected = n / 2 * 0.1 * share
+    assert expected * 0.7 <= asked["sure"] <= expected * 1.3
+    assert asked["unsure"] >= 0.1 * n * (1 - share) * 0.9
+
+
+def test_the_utility_is_the_strategys_own_unless_given():
+    assert ActiveLearner().utility_name == "margin"  # the default per-class filter
+    assert ActiveLearner(strategy="variable_uncertainty").utility_name == "least_confidence"
+    assert ActiveLearner(strategy="split", utility="entropy").utility_name == "entropy"
+    proba = {"a": 0.5, "b": 0.3, "c": 0.2}
+    learner = ActiveLearner(model=_Fixed(proba), cold_start=0, classes=list(proba))
+    learner.learn({"x": 0.0}, "a")
+    assert learner.decide({"x": 1.0}).utility == pytest.approx(1 - (0.5 - 0.3))
+
+
+class _Fixed:
+    def __init__(self, proba):
+        self.proba = proba
+
+    def predict_proba_one(self, x):
+        return dict(self.proba)
+
+    def learn_one(self, x, y):
+        pass

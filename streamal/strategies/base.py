@@ -45,6 +45,9 @@ class QueryStrategy:
     #: True for strategies that keep labelled records: the learner calls
     #: ``learned(features, label)`` for each label it learns from
     needs_labels: bool = False
+    #: the utility the learner gives it unless told otherwise: the
+    #: confidence-threshold strategies were written for least confidence
+    preferred_utility: str = "least_confidence"
     query_probability: float = 0.0
 
     def __init__(self, budget: float = 0.1):

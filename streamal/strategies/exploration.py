@@ -65,6 +65,10 @@ class Exploration(QueryStrategy):
         return self.strategy.name
 
     @property
+    def preferred_utility(self) -> str:  # type: ignore[override]
+        return self.strategy.preferred_utility
+
+    @property
     def threshold(self) -> float | None:  # type: ignore[override]
         return self.strategy.threshold
 

@@ -140,6 +140,8 @@ class ProbabilisticActiveLearning(BalancedIncrementalQuantileFilter):
 
     needs_features = True
     needs_labels = True
+    #: the utility stands in only until labels of two classes are near
+    preferred_utility = "least_confidence"
 
     def __init__(
         self, budget: float = 0.1, prior: float = 1e-3, m_max: int = 2, window: int = 300,

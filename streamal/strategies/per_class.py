@@ -55,6 +55,10 @@ class PerPredictedClass(QueryStrategy):
         self._by_class: dict[Any, QueryStrategy] = {}
         self._prediction: Any = None
 
+    @property
+    def preferred_utility(self) -> str:  # type: ignore[override]
+        return self.strategy.preferred_utility
+
     def observe_prediction(self, prediction: Any) -> None:
         """The class the model predicts for the record about to be asked about."""
         self._prediction = prediction

@@ -54,6 +54,10 @@ class BalancedIncrementalQuantileFilter(CountedFromStart):
     Datastreams. Advances in Intelligent Data Analysis XIV (IDA 2015).
     """
 
+    #: a quantile of recent utilities has no scale to keep; margin also
+    #: looks at the runner-up class, which helped on the multi-class streams
+    preferred_utility = "margin"
+
     def __init__(self, budget: float = 0.1, w: int = 100, w_tol: float = 50):
         super().__init__(budget)
         self.w = check_window(w)
