@@ -380,3 +380,20 @@ def test_probabilistic_al_density_weight_discounts_records_far_from_the_stream()
     # no labels near either: the far record looks worth more, until its density counts
     assert gains["far"][0] > gains["tail"][0] > 0
     assert gains["far"][1] < gains["tail"][1] <= gains["tail"][0]
+
+
+def test_random_sampling_without_window_spends_its_whole_budget_under_the_cap():
+    from streamal import BudgetCap
+
+    spent = []
+    for seed in range(20):
+        strategy, cap = S.RandomSampling(budget=0.05, w=None, seed=seed), BudgetCap(0.05)
+        queried = 0
+        for _ in range(1_500):
+            query = strategy.ask(0.5, cap.allows())
+            cap.spend(query)
+            queried += query
+        spent.append(queried)
+    # dropping the draws the cap forbids left it at about 69 of its 75 labels
+    assert sum(spent) / len(spent) >= 0.05 * 1_500 - 1.5
+    assert max(spent) <= 0.05 * 1_500 + 1

@@ -21,9 +21,14 @@ class RandomSampling(QueryStrategy):
     budget
         Fraction of records to label.
     w
-        Window of the budget estimate; ``None`` for plain Bernoulli(budget)
-        draws (the learner's hard cap still bounds the spending). The
-        window makes it spend less than the budget (about 8.8 % at 10 %).
+        Window of the budget estimate. The window makes it spend less than
+        the budget (about 8.8 % at 10 %). ``None``: spend the whole budget,
+        paced. Each record is queried with probability ``budget * (1 +
+        d)``, bounded to [0, 1], where ``d = budget * n - queried`` is how
+        many labels it is behind after ``n`` records: the choice of records
+        stays blind to them, and it spends what the strategies it is
+        compared with spend (plain Bernoulli draws, cut by the learner's hard
+        cap whenever they run ahead, spent 4.6 % at 5 % on 1,500 records).
     seed
         Seed of the private random generator.
 
@@ -39,6 +44,8 @@ class RandomSampling(QueryStrategy):
     Drifting Streaming Data. IEEE TNNLS 25(1), "Random" baseline.
     """
 
+    _seen = _queried = 0  # what one saved before they existed resumes with
+
     def __init__(self, budget: float = 0.1, w: int | None = 100, seed: int | None = None):
         super().__init__(budget)
         self.w = None if w is None else check_window(w)
@@ -47,13 +54,22 @@ class RandomSampling(QueryStrategy):
 
     def _reset(self) -> None:
         self._rng = _random.Random(self.seed)
+        self._seen = self._queried = 0  # for w=None
         self._u = 0.0
         self._w = self.w or 1
         self._decay = (self.w - 1) / self.w if self.w else 0.0
 
     def ask(self, utility: float, allowed: bool = True) -> bool:
         draw = self._rng.random()
-        if allowed and (self.w is None or self._u / self._w < self.budget):
+        if self.w is None:
+            self._seen += 1
+            behind = self.budget * self._seen - self._queried
+            p = min(1.0, max(0.0, self.budget * (1.0 + behind))) if allowed else 0.0
+            query = draw < p
+            self._queried += query
+            self.query_probability = p
+            return query
+        if allowed and self._u / self._w < self.budget:
             query = draw <= self.budget
             self.query_probability = self.budget
         else:
