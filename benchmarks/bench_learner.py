@@ -44,12 +44,13 @@ def make_model():
 
 def make_learner():
     # labels of a batch come up to 500 records late, which would move half the
-    # budget to exploration: kept off, so both loops query by variable uncertainty.
-    # The scaler learns from the labelled records only, as in the bare loop, so
-    # that both do the same model work.
+    # budget to exploration, and a tenth of it goes there by default: both kept
+    # off, so both loops query by variable uncertainty. The scaler learns from
+    # the labelled records only, as in the bare loop, so that both do the same
+    # model work.
     learner = ActiveLearner(
         model=make_model(), strategy=VariableUncertainty(budget=0.1), late_exploration=0.0,
-        unsupervised="labelled",
+        exploration_share=0.0, unsupervised="labelled",
     )  # fmt: skip
     Metrics(CollectorRegistry(), learner)
     return learner
