@@ -45,7 +45,7 @@ log = logging.getLogger("streamal")
 _STATE_FORMAT = 1
 
 #: default share of the budget spent on records picked at random
-EXPLORATION_SHARE = 0.1
+EXPLORATION_SHARE = 0.2
 # in the order Decisions takes its columns
 _DECISION_COLUMNS = ("record_id", "probabilities", "confidence", "utility", "query",
                      "query_probability", "request_id")  # fmt: skip
@@ -477,13 +477,17 @@ class ActiveLearner:
     def _decide_by(self) -> None:
         """What decides: the strategy, or the strategy with an exploration floor."""
         strategy = self._strategy
-        rate = self.exploration + self._full_budget * self._late_share
+        moved = self._full_budget * self._late_share
+        # random picks fall among the records the strategy skips, 1 - its budget
+        # of them: at this rate they spend the share moved, no less
+        rate = self.exploration + (moved / (1.0 - strategy.budget) if moved else 0.0)
+        rate = min(1.0, rate)
         if rate or self.drift_boost > 1.0:
             policy = self.__dict__.get("_policy")
-            if isinstance(policy, Exploration) and policy.strategy is strategy:
-                policy.rate, policy.budget = rate, min(1.0, strategy.budget + rate)
-            else:
-                self._policy = Exploration(strategy, rate, self._seed)
+            if not (isinstance(policy, Exploration) and policy.strategy is strategy):
+                policy = self._policy = Exploration(strategy, rate, self._seed)
+            policy.rate = rate
+            policy.budget = min(1.0, self._full_budget + self.exploration)
         else:
             self._policy = strategy
 
