@@ -137,16 +137,22 @@ class LogisticSnapshot:
         """Update after the model learned ``x``; ``False`` if only a new snapshot will do."""
         if not self._sparse:
             return False
-        params, variances, param = self._params, self._scaler.vars, self._param
+        params, scaler, bins = self._params, self._scaler, self._bins
+        means, variances, weights = scaler.means, scaler.vars, self._lr._weights
         total = 0.0
+        # as _param, inlined: this runs after every label
         for k, value in x.items():
             if isinstance(value, str):  # learned as a one-hot feature of another name
                 return False
-            if variances[k]:
-                params[k] = p = param(k)
-                total += _size(p)
-            else:
+            v = variances[k]
+            if not v:
                 params.pop(k, None)
+            elif bins is None:
+                params[k] = p = (means[k], v**0.5, weights.get(k, 0.0))
+                total += abs(p[2])
+            else:
+                params[k] = p = (means[k], v**0.5, weights.get(k, 0.0), bins.of(k))
+                total += _size(p)
         return isfinite(total + abs(self._lr.intercept))
 
 

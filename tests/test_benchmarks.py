@@ -16,4 +16,5 @@ def test_learner_benchmark_runs_every_comparison():
     out = proc.stdout
     assert out.count("ratio learner/bare") == 4  # river loop twice, fast-scoring loop twice
     assert out.count("ratio minimal/bare") == 2
+    assert "its pipeline" in out  # the default binned model's snapshot, side by side
     assert "speed-up" in out
