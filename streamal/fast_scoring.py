@@ -38,7 +38,7 @@ import numpy as np
 from river import compose, linear_model, multiclass, optim, preprocessing
 from river.utils.math import sigmoid
 
-from streamal.model import OneHotText, _Bins, _Clip, _one_hot_text
+from streamal.model import OneHotText, _bin_name, _Bins, _Clip, _one_hot_text
 
 __all__ = [
     "positive_probabilities",
@@ -102,7 +102,7 @@ class LogisticSnapshot:
         scaler, limit, bins, lr = plan
         snapshot = cls.__new__(cls)
         snapshot._scaler, snapshot._lr = scaler, lr
-        snapshot._bins = None if bins is None else _BinWeights(bins, lr._weights)
+        snapshot._bins = None if bins is None else _BinNames(bins)
         # a feature of no variance (or never seen) is scaled to 0 and adds 0 to the sum;
         # a text value is one-hot encoded first, which the pipeline does
         params = {k: snapshot._param(k) for k, v in scaler.vars.items() if v}
@@ -127,7 +127,8 @@ class LogisticSnapshot:
         scaler, weights, bins = self._scaler, self._lr._weights, self._bins
         if bins is None:
             return scaler.means[k], scaler.vars[k] ** 0.5, weights.get(k, 0.0)
-        return scaler.means[k], scaler.vars[k] ** 0.5, weights.get(k, 0.0), bins.of(k)
+        bin_weights = _bin_weights(bins(k), weights)
+        return scaler.means[k], scaler.vars[k] ** 0.5, weights.get(k, 0.0), bin_weights
 
     def probability(self, x: dict) -> float:
         """The model's ``predict_proba_one(x)[True]``."""
@@ -151,7 +152,12 @@ class LogisticSnapshot:
                 params[k] = p = (means[k], v**0.5, weights.get(k, 0.0))
                 total += abs(p[2])
             else:
-                params[k] = p = (means[k], v**0.5, weights.get(k, 0.0), bins.of(k))
+                params[k] = p = (
+                    means[k],
+                    v**0.5,
+                    weights.get(k, 0.0),
+                    _bin_weights(bins(k), weights),
+                )
                 total += _size(p)
         return isfinite(total + abs(self._lr.intercept))
 
@@ -163,34 +169,29 @@ def _size(param: tuple) -> float:
     return abs(param[2]) + sum([abs(w) for w in param[3]])
 
 
-class _BinWeights:
-    """The weights of each feature's bins, by bin number, read from a logistic regression."""
+class _BinNames:
+    """Each feature's bin names by bin number, as ``bin_features`` writes them (cached)."""
 
-    def __init__(self, bins: _Bins, weights: Any):
+    def __init__(self, bins: _Bins):
         self.limit, self.width = bins.limit, bins.width
         # the bin of a value v is (v + limit) // width: numbers 0 to this one
         self.count = int((2 * bins.limit) // bins.width) + 1
-        self._weights = weights
         self._names: dict[str, tuple[str, ...]] = {}
 
-    def names(self, k: str) -> tuple[str, ...]:
-        """The bins' feature names, as ``bin_features`` writes them."""
+    def __call__(self, k: str) -> tuple[str, ...]:
         names = self._names.get(k)
         if names is None:
             limit, width = self.limit, self.width
             # float(i) stands for (v + limit) // width, which is a float too
             names = self._names[k] = tuple(
-                f"{k}@{float(i) * width - limit:g}" for i in range(self.count)
+                _bin_name(k, float(i), limit, width) for i in range(self.count)
             )
         return names
 
-    def of(self, k: str) -> tuple[float, ...]:
-        weights = self._weights
-        return tuple([weights.get(name, 0.0) for name in self.names(k)])
 
-    def matrix(self, keys: tuple) -> np.ndarray:
-        """One row per feature, one column per bin number."""
-        return np.array([self.of(k) for k in keys]).reshape(len(keys), self.count)
+def _bin_weights(names: tuple[str, ...], weights: Any) -> tuple[float, ...]:
+    """The logistic regression's weight of each bin (0 for a bin it never saw)."""
+    return tuple([weights.get(name, 0.0) for name in names])
 
 
 def _scorer(
@@ -386,8 +387,9 @@ def _plan(model: Any, last_type: type) -> tuple | None:
 def _scaled(plan: tuple, xs: list[dict]) -> tuple[np.ndarray, tuple, tuple | None] | None:
     """The standard-scaled (and bounded) features as a matrix, their order, and their bins.
 
-    The bins are ``(bin weights of the features, bin number of each value,
-    where a value has a bin)``, or ``None`` for a model without bins.
+    The bins are ``(bin names of each feature, bin number of each value,
+    where a value has a bin)``, or ``None`` for a model without bins; the
+    names are made once a batch, for every member of a one-vs-rest.
     """
     n = len(xs)
     if n < MIN_BATCH:
@@ -418,7 +420,8 @@ def _scaled(plan: tuple, xs: list[dict]) -> tuple[np.ndarray, tuple, tuple | Non
     number = np.floor_divide(z + limit, width)  # NaN fails the test below and gets no bin
     has_bin = (z >= width) | (z <= -width)
     number[~has_bin] = 0
-    return z, keys, (bins, number.astype(np.intp), has_bin)
+    names = _BinNames(bins)
+    return z, keys, ([names(k) for k in keys], number.astype(np.intp), has_bin)
 
 
 def _logits(lr: Any, z: np.ndarray, keys: tuple, bins: tuple | None) -> np.ndarray | None:
@@ -426,8 +429,9 @@ def _logits(lr: Any, z: np.ndarray, keys: tuple, bins: tuple | None) -> np.ndarr
     w = np.array([weights.get(k, 0.0) for k in keys])
     terms = z * w
     if bins is not None:
-        spec, number, has_bin = bins
-        table = _BinWeights(spec, weights).matrix(keys)
+        names, number, has_bin = bins
+        # one row per feature, one column per bin number
+        table = np.array([_bin_weights(feature, weights) for feature in names])
         # a value without a bin adds 0.0, which leaves the sum as it is
         picked = np.where(has_bin, table[np.arange(len(keys)), number], 0.0)
         # the bins come after the record's own features, as the pipeline adds them

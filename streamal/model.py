@@ -133,7 +133,7 @@ class _Clip:
         return {k: (limit if v > limit else -limit if v < -limit else v) for k, v in x.items()}
 
 
-def bin_features(limit: float = 2.0, width: float = 0.5) -> Any:
+def bin_features(limit: float = BINNED_CLIP, width: float = BIN_WIDTH) -> Any:
     """A river transformer that adds to each bounded, scaled feature the bin it falls in.
 
     For a feature at least ``width`` away from its mean (0 once scaled), an
@@ -169,8 +169,13 @@ class _Bins:
         out = dict(x)
         for k, v in x.items():
             if v >= width or v <= -width:  # NaN is neither
-                out[f"{k}@{(v + limit) // width * width - limit:g}"] = 1.0
+                out[_bin_name(k, (v + limit) // width, limit, width)] = 1.0
         return out
+
+
+def _bin_name(k: str, number: float, limit: float, width: float) -> str:
+    """The name of bin ``number`` (``(v + limit) // width``, a float) of feature ``k``."""
+    return f"{k}@{number * width - limit:g}"
 
 
 def default_model(
