@@ -44,7 +44,7 @@ def make_model():
 
 def make_learner():
     # labels of a batch come up to 500 records late, which would move half the
-    # budget to exploration, and a fifth of it goes there by default: both kept
+    # budget to exploration, and a twentieth of it goes there by default: both kept
     # off, so both loops query by variable uncertainty. The scaler learns from
     # the labelled records only, as in the bare loop, so that both do the same
     # model work.

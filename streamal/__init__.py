@@ -2,8 +2,8 @@
 
 >>> import streamal
 >>> learner = streamal.ActiveLearner(strategy="split", budget=0.05)
->>> learner.strategy  # a fifth of the budget goes to records picked at random
-Split(budget=0.04, v=0.1, theta=1.0, step=0.01, w=100, seed=0)
+>>> learner.strategy  # a twentieth of the budget goes to records picked at random
+Split(budget=0.0475, v=0.1, theta=1.0, step=0.01, w=100, seed=0)
 >>> learner.budget
 0.05
 """

@@ -552,7 +552,7 @@ def test_late_labels_move_half_the_budget_to_exploration():
 def test_the_share_follows_the_delay_and_labels_at_once_change_nothing():
     assert _late_run(delay=50, n=3_000, exploration_share=0.0)[0].late_share == 0.125  # 0.5*50/200
     # the exploration share is a floor: a shorter delay leaves it as it is
-    assert _late_run(delay=50, n=3_000)[0].late_share == 0.2
+    assert _late_run(delay=50, n=3_000, exploration_share=0.2)[0].late_share == 0.2
     assert _late_run(delay=100, n=3_000)[0].late_share == 0.25
     for share in (0.2, 0.0):
         at_once, decisions = _late_run(delay=0, n=3_000, exploration_share=share)
