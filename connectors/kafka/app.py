@@ -222,6 +222,7 @@ class KafkaApp:
         self.key = key
         self.make_validator = make_validator
         self.summary_every = summary_every
+        self._summarized = 0  # records counted by the last summary line
         self.max_records = max_records
         self.out = out if out is not None else sys.stderr
         self.stats = _Stats()
@@ -500,6 +501,10 @@ class KafkaApp:
                 offsets[tp] = OffsetAndMetadata(msgs[-1].offset + 1, "", -1)
             if batch:
                 self._last_data = time.monotonic()
+            elif self.summary_every and self.stats.records != self._summarized:
+                # caught up for now: records come 500 a poll, so the lines every
+                # N records can stop short of where the stream stands
+                self._summary()
             if self.max_records and self.stats.records >= self.max_records:
                 keep_going = False
                 break
@@ -645,6 +650,7 @@ class KafkaApp:
         )  # fmt: skip
 
     def _summary(self) -> None:
+        self._summarized = self.stats.records
         v = self.view
         acc = v.weighted_accuracy
         print(

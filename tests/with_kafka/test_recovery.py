@@ -68,6 +68,23 @@ def _kill_at_random_moments(topics, cwd, n_kills, rng, total, extra=()):
     return kills
 
 
+def test_the_summary_shows_where_the_stream_stands_once_caught_up(topics, tmp_path):
+    n = 1_201  # fewer than --summary-every: no line falls due while records come in
+    topics.produce(topics.records, sea_records(n, seed=7))
+    proc = daemon(topics, "--summary-every", "5000", cwd=tmp_path, wait=False)
+    progress = Progress(proc)
+    try:
+        progress.wait_for(n, n, timeout=120)
+        time.sleep(1.5)  # idle: no more lines unless something new was decided
+    finally:
+        proc.kill()
+        proc.wait()
+    counts = [int(PROGRESS.match(line).group(1)) for line in progress.lines
+              if PROGRESS.match(line)]  # fmt: skip
+    assert counts and counts[-1] == n, "".join(progress.lines[-20:])
+    assert counts == sorted(set(counts))  # one line each time it caught up, none repeated
+
+
 def test_sigkill_at_ten_moments_skips_and_doubles_nothing(bootstrap, tmp_path):
     n = 50_000
     records = sea_records(n, seed=3)
