@@ -360,7 +360,8 @@ OPTIONS: tuple[Option, ...] = (
         "--summary-every",
         int,
         100_000,
-        "print a one-line summary to stderr every N records (0: never)",
+        "print a one-line summary to stderr every N records, and when the Kafka daemon has "
+        "caught up with its topics (0: never)",
         _non_negative,
     ),
     Option(
