@@ -7,7 +7,7 @@ binned, then a ``LogisticRegression`` or a one-vs-rest of them) the same
 arithmetic runs
 here in one pass: on a whole batch as a matrix (``positive_probabilities``,
 ``class_probabilities``), or on one record through a snapshot of the
-parameters (``LogisticSnapshot``). The results are bit-for-bit those of
+parameters (``LogisticSnapshot``, ``OneVsRestSnapshot``). The results are bit-for-bit those of
 ``predict_proba_one``: the same subtractions and divisions, each dot product
 summed in the order of the features river hands the last step (the record's
 own, then their bins), the same sigmoid.
@@ -44,6 +44,7 @@ __all__ = [
     "positive_probabilities",
     "class_probabilities",
     "LogisticSnapshot",
+    "OneVsRestSnapshot",
 ]
 
 #: below this many records the numpy set-up costs more than it saves
@@ -229,7 +230,7 @@ def _scorer(
                         break
         except (TypeError, OverflowError):  # text, None; ints too large for a float
             total = None
-        # _scored's body, inlined: the call would cost decide about 3 % (the bench)
+        # _scored's body and _sigmoid, inlined: the call would cost decide about 3 % (the bench)
         if total is None:
             p = river(x)[True]
         else:
@@ -253,23 +254,24 @@ def _scored(
     total: float | None, x: dict, lr: Any, river: Callable, negative: Any, positive: Any
 ) -> tuple[dict[Any, float], Any, float]:
     """The scorers' result from the weighted sum (``None``: river scores ``x``)."""
-    if total is None:
+    p = None if total is None else _sigmoid(total + lr.intercept)
+    if p is None:
         p = river(x)[True]
-    else:
-        total += lr.intercept
-        # river's sigmoid, inlined; NaN (an overflow) goes to river's arithmetic
-        if -30 <= total <= 30:
-            p = 1 / (1 + exp(-total))
-        elif total < -30:
-            p = 0
-        elif total > 30:
-            p = 1
-        else:
-            p = river(x)[True]
     q = 1.0 - p
     # the prediction is the first label on ties, as the argmax over river's dict
     return ({negative: q, positive: p}, positive, p) if p > q else (
         {negative: q, positive: p}, negative, q)  # fmt: skip
+
+
+def _sigmoid(t: float) -> float | None:
+    """river's sigmoid of ``t``; ``None`` for NaN (an overflow): river's arithmetic decides."""
+    if -30 <= t <= 30:
+        return 1 / (1 + exp(-t))
+    if t < -30:
+        return 0
+    if t > 30:
+        return 1
+    return None
 
 
 def _binned_scorer(
@@ -306,6 +308,191 @@ def _binned_scorer(
             for w in later:
                 total += w
         return _scored(total, x, lr, river, negative, positive)
+
+    return score
+
+
+class OneVsRestSnapshot:
+    """``LogisticSnapshot`` for a ``... | OneVsRestClassifier(LogisticRegression)`` pipeline.
+
+    Each feature is scaled, bounded and binned once for all the classes,
+    where the pipeline hands the record to each class's logistic regression
+    in turn. ``score(x)`` gives ``(probabilities, prediction, confidence)``
+    as river's ``predict_proba_one`` and an argmax do (the first class on
+    ties). A record it cannot take goes to the pipeline; after
+    ``model.learn_one(x, y)``, ``learned(x)`` brings it up to date, or
+    says that a new snapshot is needed (a class the model had not seen
+    gets a logistic regression of its own).
+
+    >>> from river import datasets
+    >>> from streamal.model import default_model
+    >>> model = default_model(n_classes=7)
+    >>> data = list(datasets.ImageSegments())
+    >>> for x, y in data[:50]:  # until it has seen all seven classes
+    ...     model.learn_one(x, y)
+    >>> snapshot = OneVsRestSnapshot.of(model)
+    >>> for x, y in data[50:1000]:
+    ...     model.learn_one(x, y)
+    ...     assert snapshot.learned(x)
+    >>> all(snapshot.score(x)[0] == model.predict_proba_one(x) for x, _ in data)
+    True
+    >>> snapshot.score(data[0][0])[1:]
+    ('path', 0.52...)
+    """
+
+    __slots__ = ("score", "_params", "_scaler", "_ovr", "_members", "_sparse", "_bins")
+
+    @classmethod
+    def of(cls, model: Any) -> OneVsRestSnapshot | None:
+        """The snapshot of ``model``, or ``None`` for a model it does not reproduce."""
+        plan = _plan(model, multiclass.OneVsRestClassifier)
+        if plan is None:
+            return None
+        scaler, limit, bins, ovr = plan
+        members = ovr.classifiers
+        if not members or not all(_is_logistic(m) for m in members.values()):
+            return None
+        snapshot = cls.__new__(cls)
+        snapshot._scaler, snapshot._ovr = scaler, ovr
+        snapshot._members = list(members.values())
+        snapshot._bins = None if bins is None else _BinNames(bins)
+        params = {k: snapshot._param(k) for k, v in scaler.vars.items() if v}
+        intercepts = sum([abs(m.intercept) for m in snapshot._members])
+        if not isfinite(sum([_class_size(p) for p in params.values()]) + intercepts):
+            return None
+        snapshot._params = params
+        snapshot._sparse = all(
+            type(m.optimizer) is optim.SGD and not m.l2 for m in snapshot._members
+        )
+        snapshot.score = _one_vs_rest_scorer(
+            params, snapshot._members, list(members), limit, bins, model.predict_proba_one
+        )
+        return snapshot
+
+    def _param(self, k: str) -> list:
+        """``[mean, deviation, weight by class]``, and by bin number the weight by class."""
+        scaler, bins = self._scaler, self._bins
+        weights = [m._weights for m in self._members]
+        by_class = [w.get(k, 0.0) for w in weights]
+        if bins is None:
+            return [scaler.means[k], scaler.vars[k] ** 0.5, by_class]
+        names = bins(k)
+        by_bin = [list(row) for row in zip(*[_bin_weights(names, w) for w in weights])]  # noqa: B905
+        return [scaler.means[k], scaler.vars[k] ** 0.5, by_class, by_bin]
+
+    def learned(self, x: dict) -> bool:
+        """Update after the model learned ``x``; ``False`` if only a new snapshot will do."""
+        if not self._sparse or len(self._ovr.classifiers) != len(self._members):
+            return False  # or a class it had not seen got a logistic regression of its own
+        params, bins = self._params, self._bins
+        means, variances = self._scaler.means, self._scaler.vars
+        weights = [m._weights for m in self._members]
+        classes = range(len(weights))
+        total = 0.0
+        try:
+            for k, v in x.items():
+                if isinstance(v, str):  # learned as a one-hot feature of another name
+                    return False
+                var = variances[k]
+                param = params.get(k)
+                if not var:
+                    params.pop(k, None)
+                    continue
+                if param is None:  # a feature seen for the first time
+                    params[k] = param = self._param(k)
+                    total += _class_size(param)
+                    continue
+                param[0], param[1] = mean, deviation = means[k], var**0.5
+                by_class = param[2]
+                for i in classes:
+                    by_class[i] = w = weights[i].get(k, 0.0)
+                    total += abs(w)
+                if bins is None:
+                    continue
+                # a plain SGD step moves the weight of the one bin x's value fell in,
+                # which the pipeline found with the scaler as it is after learning x
+                high, width = bins.limit, bins.width
+                z = (v - mean) / deviation
+                z = high if z > high else -high if z < -high else z
+                if z >= width or z <= -width:  # NaN is neither
+                    j = int((z + high) // width)
+                    name, row = bins(k)[j], param[3][j]
+                    for i in classes:
+                        row[i] = w = weights[i].get(name, 0.0)
+                        total += abs(w)
+        except (TypeError, OverflowError):
+            return False
+        return isfinite(total + sum([abs(m.intercept) for m in self._members]))
+
+
+def _class_size(param: list) -> float:
+    """As ``_size``, over every class."""
+    size = sum([abs(w) for w in param[2]])
+    if len(param) == 4:
+        size += sum([abs(w) for by_class in param[3] for w in by_class])
+    return size
+
+
+def _one_vs_rest_scorer(
+    params: dict[str, list],
+    members: list[Any],
+    labels: list[Any],
+    limit: float | None,
+    bins: _Bins | None,
+    river: Callable,
+) -> Callable[[dict], tuple[dict[Any, float], Any, float]]:
+    high = limit
+    low = None if limit is None else -limit
+    width = bins.width if bins is not None else None
+    classes = range(len(members))
+    share = 1 / len(members)
+
+    def by_river(x: dict) -> tuple[dict[Any, float], Any, float]:
+        proba = river(x)
+        prediction, confidence = None, 0.0
+        for label, p in proba.items():
+            if p > confidence or prediction is None:
+                prediction, confidence = label, p
+        return proba, prediction, confidence
+
+    def score(x: dict) -> tuple[dict[Any, float], Any, float]:
+        scaled, later = [], []
+        try:
+            for k, v in x.items():
+                param = params.get(k)
+                if param is not None:
+                    z = (v - param[0]) / param[1]
+                    if high is not None:
+                        z = high if z > high else low if z < low else z
+                        if width is not None and (z >= width or z <= -width):  # NaN is neither
+                            later.append(param[3][int((z + high) // width)])
+                    scaled.append((z, param[2]))
+                elif isinstance(v, str):
+                    return by_river(x)
+        except (TypeError, OverflowError):  # text, None; ints too large for a float
+            return by_river(x)
+        votes, total = [], 0.0
+        for i in classes:
+            # each class's sum in the pipeline's order: the record's own features, then bins
+            t = 0.0
+            for z, by_class in scaled:
+                t += z * by_class[i]
+            for by_class in later:
+                t += by_class[i]
+            p = _sigmoid(t + members[i].intercept)
+            if p is None:
+                return by_river(x)
+            votes.append(p)
+            total += p
+        if total:
+            proba = {label: p / total for label, p in zip(labels, votes)}  # noqa: B905
+        else:
+            proba = dict.fromkeys(labels, share)
+        prediction, confidence = None, 0.0
+        for label, p in proba.items():
+            if p > confidence or prediction is None:
+                prediction, confidence = label, p
+        return proba, prediction, confidence
 
     return score
 

@@ -17,7 +17,7 @@ the start when more than two ``classes`` are declared).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -350,7 +350,7 @@ class Classifier:
             self.predict_proba_one, self.score = self._predict_nothing, self._score_nothing
             self.score_many = self._score_many_nothing
         elif not self._binary:
-            self.predict_proba_one, self.score = self.model.predict_proba_one, self._score_any
+            self.predict_proba_one, self.score = self.model.predict_proba_one, self._score_classes
             self.score_many = self._score_many_all
         elif len(self._labels_seen) < 2:
             self.predict_proba_one, self.score = self._predict_single, self._score_any
@@ -455,8 +455,8 @@ class Classifier:
     def _predict_mapped(self, x: dict[str, Any]) -> dict[Any, float]:
         return self.score(x)[0]
 
-    # a binary model is scored from a snapshot of it (streamal.fast_scoring) where it
-    # has one, taken on the first record after a change of the model
+    # a model is scored from a snapshot of it (streamal.fast_scoring) where it has
+    # one, taken on the first record after a change of the model
 
     def _score_mapped(self, x: dict[str, Any]) -> tuple[dict[Any, float], Any, float]:
         from streamal.fast_scoring import LogisticSnapshot
@@ -469,6 +469,21 @@ class Classifier:
         self.score = self._river_score if snapshot is None else snapshot.score
         return self.score(x)
 
+    def _score_classes(self, x: dict[str, Any]) -> tuple[dict[Any, float], Any, float]:
+        from streamal.fast_scoring import OneVsRestSnapshot
+
+        snapshot = None
+        if self.unsupervised == "labelled":
+            snapshot = OneVsRestSnapshot.of(self.model)
+        self._snapshot = snapshot
+        self.score = self._score_any if snapshot is None else snapshot.score
+        return self.score(x)
+
+    @property
+    def _take_snapshot(self) -> Callable[[dict[str, Any]], tuple[dict[Any, float], Any, float]]:
+        """The ``score`` that takes a new snapshot on the next record."""
+        return self._score_mapped if self._binary else self._score_classes
+
     def _river_score(self, x: dict[str, Any]) -> tuple[dict[Any, float], Any, float]:
         p_pos = self.model.predict_proba_one(x).get(True, 0.0)
         p_neg = 1.0 - p_pos
@@ -478,7 +493,7 @@ class Classifier:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         if state.pop("_snapshot", None) is not None:  # made again on the next record
-            state["score"] = self._score_mapped
+            state["score"] = self._take_snapshot
         return state
 
     def _score_any(self, x: dict[str, Any]) -> tuple[dict[Any, float], Any, float]:
@@ -492,7 +507,7 @@ class Classifier:
     def learn_one(self, x: dict[str, Any], y: Any, w: float = 1.0) -> None:
         snapshot = self._snapshot
         if snapshot is not None:  # stale from here on, until brought up to date below
-            self._snapshot, self.score = None, self._score_mapped
+            self._snapshot, self.score = None, self._take_snapshot
         if y not in self._labels_seen:
             snapshot = None  # the model may change shape
             self._labels_seen.add(y)

@@ -7,12 +7,13 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from river import linear_model, preprocessing, tree
+from river import linear_model, multiclass, preprocessing, tree
 
 from streamal import ActiveLearner, bin_features, clip_features, default_model
 from streamal.fast_scoring import (
     MIN_BATCH,
     LogisticSnapshot,
+    OneVsRestSnapshot,
     class_probabilities,
     positive_probabilities,
 )
@@ -84,14 +85,34 @@ def _outcome(score, x):
 def test_one_record_scores_bit_for_bit_as_river_does(case, data):
     model, n_classes, batch = case
     probability = _probability(model)
-    if n_classes > 2:
-        assert probability is None
-        return
     # some records with text, None or a huge int, and keys the model never saw
     keys = list(batch[0]) + ["new"]
     odd = [{k: data.draw(odd_values) for k in keys} for _ in range(5)]
+    if n_classes > 2:
+        assert probability is None
+        snapshot = OneVsRestSnapshot.of(model)
+        if not model.predict_proba_one(batch[0]):  # a one-vs-rest that has seen no label
+            assert snapshot is None
+            return
+        for x in batch + odd:
+            expected = _outcome(model.predict_proba_one, x)
+            got = _outcome(snapshot.score, x)
+            if isinstance(expected, dict):
+                proba, prediction, confidence = got
+                assert list(proba.items()) == list(expected.items())  # class order too
+                assert (prediction, confidence) == _argmax(expected)
+            else:
+                assert got == expected
+        return
+    assert OneVsRestSnapshot.of(model) is None
     for x in batch + odd:
         assert _outcome(probability, x) == _outcome(lambda x: model.predict_proba_one(x)[True], x)
+
+
+def _argmax(proba):
+    # the first class of the highest probability, as max() picks it
+    best = max(proba.values())
+    return next((label, p) for label, p in proba.items() if p == best)
 
 
 @settings(max_examples=100, deadline=None)
@@ -113,6 +134,41 @@ def test_a_snapshot_kept_up_to_date_label_by_label_scores_as_river(data):
         classifier.learn_one(x, data.draw(st.booleans()) if classifier.n_labels_seen else False)
         if classifier.n_labels_seen == 1:
             classifier.learn_one(x, True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_a_one_vs_rest_snapshot_kept_up_to_date_label_by_label_scores_as_river(data):
+    keys = data.draw(st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=8, unique=True))
+    clip = data.draw(st.sampled_from([None, 3.0, 0.5]))
+    bin_width = data.draw(st.sampled_from([None, 0.5, 0.2])) if clip else None
+    # declared classes: one-vs-rest from the start; none: binary until a third label
+    declared = data.draw(st.sampled_from([None, ["x", "y", "z"]]))
+    classifier = Classifier(default_model(clip=clip, bin_width=bin_width), declared)
+    feature = st.one_of(values, st.sampled_from(["red", "blue"]))  # text: a new snapshot
+    labels = st.sampled_from(["x", "y", "z", "w"])  # "w" is never declared
+    for _ in range(data.draw(st.integers(2, 40))):
+        x = {k: data.draw(feature if k == "h" else values) for k in keys}
+        if not classifier._binary and classifier.n_labels_seen:
+            expected = classifier.model.predict_proba_one(x)
+            proba, prediction, confidence = classifier.score(x)
+            assert list(proba.items()) == list(expected.items())
+            assert (prediction, confidence) == _argmax(expected)
+        classifier.learn_one(x, data.draw(labels))
+
+
+def test_the_learner_scores_several_classes_with_a_snapshot():
+    learner = ActiveLearner(budget=1.0, classes=["a", "b", "c"])
+    rng = random.Random(3)
+    for _ in range(300):
+        x = {"u": rng.gauss(0, 1), "v": rng.gauss(0, 1)}
+        d = learner.decide(x)
+        assert d.probabilities == learner.model.model.predict_proba_one(x)
+        learner.learn(d.request_id, "a" if x["u"] < -0.5 else "b" if x["u"] < 0.5 else "c")
+    assert learner.model.score == learner.model._snapshot.score  # scored from the snapshot
+    # the snapshot follows the model: a record of each class is told apart
+    predictions = [learner.decide({"u": u, "v": 0.0}).prediction for u in (-2.0, 0.0, 2.0)]
+    assert predictions == ["a", "b", "c"]
 
 
 def test_text_values_are_scored_by_the_pipeline():
@@ -170,6 +226,17 @@ def test_the_batch_path_is_taken_for_the_models_it_knows():
 def test_other_models_go_one_by_one(make):
     assert positive_probabilities(_fitted(make()), _batch()) is None
     assert _probability(_fitted(make())) is None
+
+
+def test_a_one_vs_rest_of_other_classifiers_goes_one_by_one():
+    rng = random.Random(5)
+    model = preprocessing.StandardScaler() | multiclass.OneVsRestClassifier(
+        linear_model.Perceptron()
+    )
+    for _ in range(100):
+        model.learn_one({"a": rng.gauss(0, 1)}, rng.randrange(3))
+    assert OneVsRestSnapshot.of(model) is None
+    assert OneVsRestSnapshot.of(_fitted()) is None  # a binary model
 
 
 def test_the_learner_scores_with_a_snapshot_taken_after_each_label():
