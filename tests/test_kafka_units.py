@@ -6,7 +6,14 @@ import pickle
 import pytest
 from prometheus_client import CollectorRegistry
 
-from connectors.kafka.app import KafkaApp, KafkaSettings, LearnerGroup, StateError
+from connectors.kafka.app import (
+    KafkaApp,
+    KafkaSettings,
+    LearnerGroup,
+    StateError,
+    _await_leaders,
+    _Restart,
+)
 from connectors.kafka.messages import (
     decode_label,
     decode_record,
@@ -119,3 +126,26 @@ def test_second_opinion_request_encoding():
     msg = json.loads(encode_second_opinion("q-7", "7", {"a": 1.0}, "sloppy"))
     assert msg == {"v": 1, "request_id": "q-7", "record_id": "7", "features": {"a": 1.0},
                    "second_opinion": True, "exclude_annotator": "sloppy"}  # fmt: skip
+
+
+class _Admin:
+    """An admin client whose broker elects the topics' leaders after a few requests."""
+
+    def __init__(self, requests_until_elected: int):
+        self.left = requests_until_elected
+        self.asked = 0
+
+    def describe_topics(self, topics):
+        self.asked += 1
+        self.left -= 1
+        leader = 1 if self.left < 0 else -1
+        partitions = [{"partition_index": 0, "leader_id": leader}]
+        return [{"name": t, "error_code": 0, "partitions": partitions} for t in topics]
+
+
+def test_the_group_forms_once_the_topics_partitions_have_leaders():
+    admin = _Admin(requests_until_elected=3)
+    _await_leaders(admin, ["records", "labels"])
+    assert admin.asked == 4
+    with pytest.raises(_Restart, match="no leader yet"):
+        _await_leaders(_Admin(requests_until_elected=10**9), ["records"], timeout=0.3)

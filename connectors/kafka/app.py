@@ -339,6 +339,7 @@ class KafkaApp:
                     admin.create_topics(missing)
                 except TopicAlreadyExistsError:
                     pass
+            _await_leaders(admin, [s.records_topic, s.labels_topic])
         finally:
             admin.close()
 
@@ -662,6 +663,26 @@ class KafkaApp:
             file=self.out,
             flush=True,
         )
+
+
+def _await_leaders(admin: Any, topics: list[str], timeout: float = 10.0) -> None:
+    """Wait until every partition of ``topics`` has a leader.
+
+    The consumer group assigns the partitions it finds in the metadata when
+    it forms; those of a topic created a moment before (by us, or by a
+    producer's first record) may not be there yet, and then go to no one
+    until the client notices them, which once took minutes.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        waiting = [t["name"] for t in admin.describe_topics(topics)
+                   if t["error_code"] or not t["partitions"]
+                   or any(p["leader_id"] < 0 for p in t["partitions"])]  # fmt: skip
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise _Restart(f"no leader yet for the partitions of {', '.join(waiting)}")
+        time.sleep(0.1)
 
 
 def _why(e: BaseException) -> str:
