@@ -115,12 +115,18 @@ def _argmax(proba):
     return next((label, p) for label, p in proba.items() if p == best)
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.data())
-def test_a_snapshot_kept_up_to_date_label_by_label_scores_as_river(data):
+def _draw_features_and_bins(data):
+    """Feature names, and the default model's bound and bin width, drawn."""
     keys = data.draw(st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=8, unique=True))
     clip = data.draw(st.sampled_from([None, 3.0, 0.5]))
     bin_width = data.draw(st.sampled_from([None, 0.5, 0.2])) if clip else None
+    return keys, clip, bin_width
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_a_snapshot_kept_up_to_date_label_by_label_scores_as_river(data):
+    keys, clip, bin_width = _draw_features_and_bins(data)
     l2 = data.draw(st.sampled_from([0.0, 0.0, 0.01]))
     model = default_model(clip=clip, bin_width=bin_width)
     model.steps["LogisticRegression"].l2 = l2
@@ -139,9 +145,7 @@ def test_a_snapshot_kept_up_to_date_label_by_label_scores_as_river(data):
 @settings(max_examples=100, deadline=None)
 @given(st.data())
 def test_a_one_vs_rest_snapshot_kept_up_to_date_label_by_label_scores_as_river(data):
-    keys = data.draw(st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=8, unique=True))
-    clip = data.draw(st.sampled_from([None, 3.0, 0.5]))
-    bin_width = data.draw(st.sampled_from([None, 0.5, 0.2])) if clip else None
+    keys, clip, bin_width = _draw_features_and_bins(data)
     # declared classes: one-vs-rest from the start; none: binary until a third label
     declared = data.draw(st.sampled_from([None, ["x", "y", "z"]]))
     classifier = Classifier(default_model(clip=clip, bin_width=bin_width), declared)
