@@ -38,7 +38,14 @@ import numpy as np
 from river import compose, linear_model, multiclass, optim, preprocessing
 from river.utils.math import sigmoid
 
-from streamal.model import OneHotText, _bin_name, _Bins, _Clip, _one_hot_text
+from streamal.model import (
+    OneHotText,
+    _bin_name,
+    _Bins,
+    _Clip,
+    _one_hot_text,
+    _with_prediction,
+)
 
 __all__ = [
     "positive_probabilities",
@@ -448,12 +455,7 @@ def _one_vs_rest_scorer(
     share = 1 / len(members)
 
     def by_river(x: dict) -> tuple[dict[Any, float], Any, float]:
-        proba = river(x)
-        prediction, confidence = None, 0.0
-        for label, p in proba.items():
-            if p > confidence or prediction is None:
-                prediction, confidence = label, p
-        return proba, prediction, confidence
+        return _with_prediction(river(x))
 
     def score(x: dict) -> tuple[dict[Any, float], Any, float]:
         scaled, later = [], []
@@ -488,11 +490,7 @@ def _one_vs_rest_scorer(
             proba = {label: p / total for label, p in zip(labels, votes)}  # noqa: B905
         else:
             proba = dict.fromkeys(labels, share)
-        prediction, confidence = None, 0.0
-        for label, p in proba.items():
-            if p > confidence or prediction is None:
-                prediction, confidence = label, p
-        return proba, prediction, confidence
+        return _with_prediction(proba)
 
     return score
 

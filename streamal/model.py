@@ -497,12 +497,7 @@ class Classifier:
         return state
 
     def _score_any(self, x: dict[str, Any]) -> tuple[dict[Any, float], Any, float]:
-        proba = self.predict_proba_one(x)
-        prediction, confidence = None, 0.0
-        for label, p in proba.items():  # argmax; twice as fast as max(key=...)
-            if p > confidence or prediction is None:
-                prediction, confidence = label, p
-        return proba, prediction, confidence
+        return _with_prediction(self.predict_proba_one(x))
 
     def learn_one(self, x: dict[str, Any], y: Any, w: float = 1.0) -> None:
         snapshot = self._snapshot
@@ -534,6 +529,15 @@ class Classifier:
                 self.model.learn_one(x, y)
         if snapshot is not None and snapshot.learned(x):
             self._snapshot, self.score = snapshot, snapshot.score
+
+
+def _with_prediction(proba: dict[Any, float]) -> tuple[dict[Any, float], Any, float]:
+    """``(proba, prediction, confidence)``: the first most probable label, and its probability."""
+    prediction, confidence = None, 0.0
+    for label, p in proba.items():  # argmax; twice as fast as max(key=...)
+        if p > confidence or prediction is None:
+            prediction, confidence = label, p
+    return proba, prediction, confidence
 
 
 MODELS = (
