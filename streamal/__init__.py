@@ -18,6 +18,7 @@ from streamal.records import Decision, Label, Record
 from streamal.strategies import (
     BalancedIncrementalQuantileFilter,
     FixedUncertainty,
+    PerBoundaryQuantileFilter,
     PerClassQuantileFilter,
     PeriodicSampling,
     PerPredictedClass,
@@ -44,6 +45,7 @@ __all__ = [
     "OneHotText",
     "PendingRequests",
     "PerClassQuantileFilter",
+    "PerBoundaryQuantileFilter",
     "PerPredictedClass",
     "PeriodicSampling",
     "QueryStrategy",

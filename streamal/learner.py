@@ -384,7 +384,7 @@ class ActiveLearner:
         policy = self._policy if warm else _ColdStart()
         if warm and self._routes:
             predictions = [model.prediction_of(p) for p in probas]
-            policy = _Told(policy, self._strategy.observe_prediction, predictions)
+            policy = _Told(policy, self._strategy.observe_prediction, predictions, probas)
         queries, query_probabilities = cap.ask_each(policy, utilities)
         self.n_records += len(batch) + len(failed)  # failed ones too: ids stay unique
         times = self._times(batch, now)
@@ -512,7 +512,7 @@ class ActiveLearner:
         if self._observes:
             self.strategy.observe(features)
         if self._routes:
-            self.strategy.observe_prediction(prediction)
+            self.strategy.observe_prediction(prediction, proba)
         monitor = self.confidence_drift
         if monitor is not None and proba and monitor.update(confidence):
             self._on_drift(f"in the confidence of {monitor.n} records")
@@ -757,13 +757,17 @@ class ActiveLearner:
 
 
 class _Told:
-    """A strategy told the prediction of each record of a batch before its ``ask``."""
+    """A strategy told the prediction (and probabilities) of each record of a batch
+    before its ``ask``."""
 
-    def __init__(self, policy: Any, tell: Callable[[Any], None], predictions: list[Any]):
-        self.policy, self._tell, self._next = policy, tell, iter(predictions).__next__
+    def __init__(
+        self, policy: Any, tell: Callable[[Any, dict], None], predictions: list[Any], probas: list
+    ):
+        self.policy, self._tell = policy, tell
+        self._next = zip(predictions, probas).__next__  # noqa: B905 (one per record)
 
     def ask(self, utility: float, allowed: bool = True) -> bool:
-        self._tell(self._next())
+        self._tell(*self._next())
         return self.policy.ask(utility, allowed)
 
     @property

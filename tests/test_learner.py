@@ -746,7 +746,7 @@ def test_a_per_class_strategy_is_told_each_prediction_and_resumes_from_a_state(b
     def run(learner, records, told):
         strategy = learner.strategy
         real = strategy.observe_prediction
-        strategy.observe_prediction = lambda p: (told.append(p), real(p))[1]
+        strategy.observe_prediction = lambda p, proba=None: (told.append(p), real(p, proba))[1]
         made = []
         for start in range(0, len(records), 50):
             part = records[start : start + 50]
@@ -776,6 +776,52 @@ def test_a_per_class_strategy_is_told_each_prediction_and_resumes_from_a_state(b
         assert n < 50 or asked >= 0.05 * n, (c, n, asked)
     restored = ActiveLearner.from_state(pickle.loads(pickle.dumps(learner.state())))
     assert run(restored, records[1000:], []) == run(learner, records[1000:], [])
+
+
+def test_a_per_boundary_filter_labels_a_quiet_boundary_that_a_busy_one_outbids():
+    # records predicted b: most of them unsure between b and c, a tenth surer, between b and a
+    def run(strategy):
+        rng = random.Random(0)
+        asked = {"a": 0, "c": 0}
+        for i in range(2000):
+            runner_up = "a" if i % 10 == 0 else "c"
+            utility = rng.uniform(0.0, 0.1) if runner_up == "a" else rng.uniform(0.3, 0.5)
+            proba = {"b": 0.6, runner_up: 0.3, "a" if runner_up == "c" else "c": 0.1}
+            strategy.observe_prediction("b", proba)
+            asked[runner_up] += strategy.ask(utility)
+        return asked
+
+    by_class = run(strategies.PerClassQuantileFilter(budget=0.2))
+    by_boundary = run(strategies.PerBoundaryQuantileFilter(budget=0.2))
+    assert by_class["a"] <= 2  # of 200
+    assert 30 <= by_boundary["a"] <= 50 and 330 <= by_boundary["c"] <= 390
+    assert sum(by_boundary.values()) == pytest.approx(sum(by_class.values()), abs=5)
+
+
+@pytest.mark.parametrize("strategy", ["per_class_quantile_filter", "per_boundary_quantile_filter"])
+def test_the_learner_routes_by_boundary_alike_one_by_one_and_in_batches(strategy):
+    rng = random.Random(6)
+    records = [{"x": rng.gauss(0, 1.5)} for _ in range(3000)]
+
+    def run(batch):
+        learner = ActiveLearner(strategy=strategy, budget=0.1, seed=2)
+        made = []
+        for start in range(0, len(records), 100):
+            part = records[start : start + 100]
+            ds = list(learner.decide_many(part)) if batch else list(map(learner.decide, part))
+            for x, d in zip(part, ds, strict=True):
+                made.append(d.query)
+                if d.query:
+                    learner.learn(d.request_id, "a" if x["x"] < -1 else "b" if x["x"] < 1 else "c")
+        return made, learner.strategy.classes
+
+    one_by_one, classes = run(False)
+    assert run(True) == (one_by_one, classes)
+    boundaries = {c for c in classes if isinstance(c, tuple)}
+    if strategy == "per_boundary_quantile_filter":
+        assert {("b", "a"), ("b", "c")} <= boundaries
+    else:
+        assert not boundaries
 
 
 class _SureOfHalf:

@@ -21,7 +21,11 @@ from streamal.strategies.density import DensityBasedActiveLearning
 from streamal.strategies.ema import EmaUncertaintyFilter
 from streamal.strategies.exploration import Exploration
 from streamal.strategies.pal import ProbabilisticActiveLearning
-from streamal.strategies.per_class import PerClassQuantileFilter, PerPredictedClass
+from streamal.strategies.per_class import (
+    PerBoundaryQuantileFilter,
+    PerClassQuantileFilter,
+    PerPredictedClass,
+)
 from streamal.strategies.probabilistic import EntropySampling, SelectiveSampling
 from streamal.strategies.quantile import BalancedIncrementalQuantileFilter
 from streamal.strategies.random import PeriodicSampling, RandomSampling
@@ -49,6 +53,7 @@ __all__ = [
     "EmaUncertaintyFilter",
     "PerPredictedClass",
     "PerClassQuantileFilter",
+    "PerBoundaryQuantileFilter",
     "Exploration",
     "STRATEGIES",
     "get",
@@ -66,6 +71,7 @@ STRATEGIES: dict[str, type[QueryStrategy]] = {
         Split,
         BalancedIncrementalQuantileFilter,
         PerClassQuantileFilter,
+        PerBoundaryQuantileFilter,
         EntropySampling,
         SelectiveSampling,
         EmaUncertaintyFilter,

@@ -1,4 +1,4 @@
-"""One strategy per predicted class: every region of the stream gets its share of labels."""
+"""One strategy per predicted class (or class boundary): every region gets its share of labels."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from streamal.strategies.base import QueryStrategy
 from streamal.strategies.quantile import BalancedIncrementalQuantileFilter
 
-__all__ = ["PerPredictedClass", "PerClassQuantileFilter"]
+__all__ = ["PerPredictedClass", "PerClassQuantileFilter", "PerBoundaryQuantileFilter"]
 
 
 class PerPredictedClass(QueryStrategy):
@@ -21,9 +21,15 @@ class PerPredictedClass(QueryStrategy):
     the records predicted as the same class: each predicted class gets about
     ``budget`` of its records labelled, the least sure of them.
 
-    The learner tells the strategy each record's prediction
-    (``needs_prediction``) before its ``ask``; driven through ``ask`` alone,
-    it behaves as ``strategy``.
+    With ``runner_up=True`` the records of a predicted class are kept apart
+    further by the class the model rates second: one copy per class
+    boundary a record lies near, so that a boundary crossed by few records
+    (between two rare classes, say) is not outbid by a busy one. On two
+    classes the runner-up is always the other class, and nothing changes.
+
+    The learner tells the strategy each record's prediction and
+    probabilities (``needs_prediction``) before its ``ask``; driven through
+    ``ask`` alone, it behaves as ``strategy``.
 
     >>> import random
     >>> rng = random.Random(0)
@@ -44,11 +50,12 @@ class PerPredictedClass(QueryStrategy):
 
     needs_prediction = True
 
-    def __init__(self, strategy: QueryStrategy):
+    def __init__(self, strategy: QueryStrategy, runner_up: bool = False):
         if not callable(getattr(strategy, "ask", None)):
             raise TypeError(f"strategy must be a QueryStrategy, got {strategy!r}")
         super().__init__(strategy.budget)
         self.strategy = strategy
+        self.runner_up = bool(runner_up)
         self._reset()
 
     def _reset(self) -> None:
@@ -59,8 +66,11 @@ class PerPredictedClass(QueryStrategy):
     def preferred_utility(self) -> str:  # type: ignore[override]
         return self.strategy.preferred_utility
 
-    def observe_prediction(self, prediction: Any) -> None:
-        """The class the model predicts for the record about to be asked about."""
+    def observe_prediction(self, prediction: Any, proba: dict | None = None) -> None:
+        """The class the model predicts for the record about to be asked about,
+        and its probabilities (which name the runner-up)."""
+        if self.runner_up and proba is not None and len(proba) > 2:
+            prediction = (prediction, _runner_up(proba, prediction))
         self._prediction = prediction
 
     def ask(self, utility: float, allowed: bool = True) -> bool:
@@ -84,7 +94,8 @@ class PerPredictedClass(QueryStrategy):
 
     @property
     def classes(self) -> list[Any]:
-        """The predicted classes asked about so far (``None``: records without a prediction)."""
+        """The predicted classes asked about so far (``None``: records without a prediction),
+        as ``(class, runner-up)`` on more than two classes with ``runner_up``."""
         return list(self._by_class)
 
     def clone(self) -> PerPredictedClass:
@@ -118,3 +129,43 @@ class PerClassQuantileFilter(PerPredictedClass):
         strategy = BalancedIncrementalQuantileFilter(budget, w, w_tol)  # checks them
         self.w, self.w_tol = strategy.w, strategy.w_tol
         super().__init__(strategy)
+
+
+class PerBoundaryQuantileFilter(PerClassQuantileFilter):
+    """The balanced incremental quantile filter, one per class boundary.
+
+    ``PerPredictedClass(BalancedIncrementalQuantileFilter(budget, w, w_tol),
+    runner_up=True)``: a record's utility is compared with those of the
+    records with the same predicted class *and* the same runner-up. On two
+    classes it decides as ``PerClassQuantileFilter``; on more, every
+    boundary the stream crosses gets about ``budget`` of its records
+    labelled, the least sure of them, where one filter per predicted class
+    spends most of a class's labels on its busiest boundary. With labels at
+    once it raises covtype's label efficiency from +0.39 / +0.38 to +0.47 /
+    +0.43 at 5 % / 10 %; with labels late it loses a little (the README's
+    replay section), so the per-class filter stays the default.
+
+    >>> s = PerBoundaryQuantileFilter(budget=0.2)
+    >>> s.observe_prediction("a", {"a": 0.5, "b": 0.2, "c": 0.3}); s.ask(0.4)
+    True
+    >>> s.classes
+    [('a', 'c')]
+
+    References
+    ----------
+    Kottke, Krempl, Spiliopoulou (2015). Probabilistic Active Learning in
+    Datastreams. Advances in Intelligent Data Analysis XIV (IDA 2015).
+    """
+
+    def __init__(self, budget: float = 0.1, w: int = 100, w_tol: float = 50):
+        super().__init__(budget, w, w_tol)
+        self.runner_up = True
+
+
+def _runner_up(proba: dict, prediction: Any) -> Any:
+    """The most probable label after ``prediction`` (the first one on ties)."""
+    second, best = None, -1.0
+    for label, p in proba.items():
+        if p > best and label != prediction:
+            second, best = label, p
+    return second
