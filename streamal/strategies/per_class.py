@@ -49,6 +49,7 @@ class PerPredictedClass(QueryStrategy):
     """
 
     needs_prediction = True
+    runner_up = False  # what states saved before the option existed resume with
 
     def __init__(self, strategy: QueryStrategy, runner_up: bool = False):
         if not callable(getattr(strategy, "ask", None)):
