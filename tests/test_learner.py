@@ -873,3 +873,17 @@ class _Fixed:
 
     def learn_one(self, x, y):
         pass
+
+
+def test_a_per_class_state_saved_before_runner_up_existed_resumes():
+    learner = ActiveLearner(strategy="per_class_quantile_filter", budget=0.2, seed=0)
+    for i in range(300):
+        d = learner.decide({"x": float(i % 7)})
+        if d.query:
+            learner.learn(d.request_id, "abc"[i % 3])
+    del learner.strategy.__dict__["runner_up"]  # as pickled by an earlier version
+    restored = ActiveLearner.from_state(pickle.loads(pickle.dumps(learner.state())))
+    decided = [restored.decide({"x": float(i % 7)}).query for i in range(200)]
+    assert restored.strategy.runner_up is False
+    assert decided == [learner.decide({"x": float(i % 7)}).query for i in range(200)]
+    assert all(not isinstance(c, tuple) for c in restored.strategy.classes)
