@@ -129,7 +129,7 @@ class PerClassQuantileFilter(PerPredictedClass):
     def __init__(self, budget: float = 0.1, w: int = 100, w_tol: float = 50):
         strategy = BalancedIncrementalQuantileFilter(budget, w, w_tol)  # checks them
         self.w, self.w_tol = strategy.w, strategy.w_tol
-        super().__init__(strategy)
+        super().__init__(strategy, runner_up=type(self).runner_up)
 
 
 class PerBoundaryQuantileFilter(PerClassQuantileFilter):
@@ -158,9 +158,7 @@ class PerBoundaryQuantileFilter(PerClassQuantileFilter):
     Datastreams. Advances in Intelligent Data Analysis XIV (IDA 2015).
     """
 
-    def __init__(self, budget: float = 0.1, w: int = 100, w_tol: float = 50):
-        super().__init__(budget, w, w_tol)
-        self.runner_up = True
+    runner_up = True
 
 
 def _runner_up(proba: dict, prediction: Any) -> Any:
