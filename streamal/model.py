@@ -387,11 +387,7 @@ class Classifier:
     @staticmethod
     def prediction_of(proba: dict[Any, float]) -> Any:
         """The most probable label (the first one on ties); ``None`` for no probabilities."""
-        prediction, confidence = None, 0.0
-        for label, p in proba.items():
-            if p > confidence or prediction is None:
-                prediction, confidence = label, p
-        return prediction
+        return _with_prediction(proba)[1]
 
     def _score_many_nothing(self, xs: list[dict[str, Any]]) -> tuple[list, list[float]]:
         if self._teaches:

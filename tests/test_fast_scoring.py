@@ -109,6 +109,18 @@ def test_one_record_scores_bit_for_bit_as_river_does(case, data):
         assert _outcome(probability, x) == _outcome(lambda x: model.predict_proba_one(x)[True], x)
 
 
+@given(
+    st.dictionaries(
+        st.sampled_from("abcdef"),
+        st.sampled_from([0.0, 0.25, 0.5, 1.0]) | st.floats(0, 1),
+        max_size=6,
+    )
+)
+def test_the_prediction_is_the_first_most_probable_label(proba):
+    expected = _argmax(proba)[0] if proba else None
+    assert Classifier.prediction_of(proba) == expected
+
+
 def _argmax(proba):
     # the first class of the highest probability, as max() picks it
     best = max(proba.values())
