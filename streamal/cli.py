@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from streamal import __version__
-from streamal.config import BY_KEY, OPTIONS, ConfigError, Option, check, load_settings, rates
+from streamal.config import (
+    BY_KEY,
+    OPTIONS,
+    ConfigError,
+    Option,
+    check,
+    learner_settings,
+    load_settings,
+    rates,
+)
 from streamal.strategies import STRATEGIES
 
 log = logging.getLogger("streamal")
@@ -48,6 +57,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
     for opt in OPTIONS:
         _add_option(parser, opt)
+    parser.add_argument(
+        "--resume-as-saved", action="store_true",
+        help="resume from the checkpoint with the settings it was saved with, even where "
+        "the flags or the config file now say otherwise (without it such a resume is refused)",
+    )  # fmt: skip
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="how much to log on stderr (default: INFO)",
@@ -148,7 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results", metavar="RESULTS.json", help="written by replay --json")
     report.add_argument("--out", default="report.html", help="page to write (default: %(default)s)")
     report.add_argument("--title", default="streamal replay report", help="page title")
-    sub.add_parser("strategies", help="list the query strategies with a line on each")
+    strategies = sub.add_parser("strategies", help="list the query strategies with a line on each")
+    for command in (run, replay, report, strategies):
+        command.add_argument(
+            "--debug", action="store_true",
+            help="on an internal error, show the whole traceback instead of one line",
+        )  # fmt: skip
     return parser
 
 
@@ -176,6 +195,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     seed = s["run.seed"]
     spec = s["source.spec"]
 
+    classes = [c.strip() for c in s["learner.classes"].split(",") if c.strip()] or None
+
     def make_learner(partition: int = 0) -> ActiveLearner:
         return ActiveLearner(
             model=make_model(s["learner.model"], clip=s["learner.clip"]),
@@ -198,11 +219,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             drift_boost=s["learner.drift_boost"],
             boost_window=s["learner.boost_window"],
             pacing=pacing_from_settings(s),
+            classes=classes,
+            validator=RecordValidator(require_all=s["source.require_all_features"]),
             seed=seed + partition,
         )
-
-    def make_validator() -> RecordValidator:
-        return RecordValidator(require_all=s["source.require_all_features"])
 
     learner = make_learner()
     registry = CollectorRegistry()
@@ -218,11 +238,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.info("metrics on http://%s:%d/metrics", s["metrics.host"], s["metrics.port"])
     key = None
     if s["checkpoint.key_file"]:
-        key = Path(s["checkpoint.key_file"]).read_bytes().strip()
+        key_file = Path(s["checkpoint.key_file"])
+        if not key_file.exists():
+            raise ConfigError(f"checkpoint.key_file: no such file: {key_file}")
+        key = key_file.read_bytes().strip()
     app_factory = _find_app(spec)
     if app_factory is not None:
+        key_source = describe_key(s)
         key = key or resolve_key(s["checkpoint.path"] or "streamal-out/state")
-        app = app_factory(s, make_learner, key, metrics=metrics, make_validator=make_validator)
+        s = {**s, "run.key_source": key_source, "run.resume_as_saved": args.resume_as_saved}
+        app = app_factory(s, make_learner, key, metrics=metrics)
         _on_stop_signals(app.stop)
         stats = app.run()
         log.info(
@@ -232,8 +257,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     params = {"period": s["source.period"]} if spec == "synth:sea_drift" else {}
     source = open_source(spec, seed=seed, **params)
-    requests = JsonlSink(s["output.requests"])
-    dead = JsonlSink(s["output.dead_letters"])
+    rotation = {"max_bytes": int(s["output.rotate_mb"] * 2**20), "keep": s["output.keep_files"]}
+    requests = JsonlSink(s["output.requests"], **rotation)
+    dead = JsonlSink(s["output.dead_letters"], **rotation)
     annotator = None
     if s["annotator.enabled"]:
         annotator = SimulatedAnnotator(
@@ -252,10 +278,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         checkpoint_every=s["checkpoint.every"],
         checkpoint_seconds=s["checkpoint.seconds"],
         summary_every=s["output.summary_every"],
-        validator=make_validator(),
+        settings=learner_settings(s),
+        keep_saved_settings=args.resume_as_saved,
     )
 
-    _on_stop_signals(engine.stop)
+    _on_stop_signals(engine.interrupt)
     log.info(
         "streamal %s: source %s, strategy %s, budget %.1f%%, requests -> %s",
         __version__, spec, s["learner.strategy"], 100 * s["learner.budget"], s["output.requests"],
@@ -272,6 +299,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         sum(stats.dead_letters.values()),
     )  # fmt: skip
     return 0
+
+
+def describe_key(s: Mapping[str, Any]) -> str:
+    """Where the key that signs the state comes from, for a message that names it."""
+    if s["checkpoint.key_file"]:
+        return f"the key file {Path(s['checkpoint.key_file']).resolve()}"
+    import os
+
+    if os.environ.get("STREAMAL_CHECKPOINT_KEY"):
+        return "$STREAMAL_CHECKPOINT_KEY"
+    path = Path(f"{s['checkpoint.path'] or 'streamal-out/state'}.key").resolve()
+    return f"the key file {path}"
 
 
 def _on_stop_signals(stop: Any) -> None:
@@ -397,6 +436,8 @@ def cmd_strategies(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; a user's mistake is one line and status 2, our own failure
+    one line and status 1 (the traceback with ``--debug``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -412,18 +453,48 @@ def main(argv: list[str] | None = None) -> int:
     commands = {
         "run": cmd_run, "replay": cmd_replay, "report": cmd_report, "strategies": cmd_strategies
     }  # fmt: skip
+    from streamal.checkpoint import CheckpointError
+
     try:
         return commands[args.command](args)
-    except (ConfigError, FileNotFoundError, ValueError) as e:
-        print(f"streamal: error: {e}", file=sys.stderr)
+    except BrokenPipeError:
+        # the reader of our output went away (`| head`): nothing more to say to it
+        _silence_stdout()
+        return 0
+    except KeyboardInterrupt:
+        print("streamal: interrupted", file=sys.stderr)
+        return 130
+    except (ConfigError, ValueError, CheckpointError) as e:
+        print(f"streamal: error: {_one_line(e)}", file=sys.stderr)
         return 2
-    except Exception as e:  # a checkpoint that cannot be trusted, among others
-        from streamal.checkpoint import CheckpointError
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        print(f"streamal: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if args.debug:
+            raise
+        print(
+            f"streamal: internal error: {type(e).__name__}: {_one_line(e)} "
+            "(run again with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
-        if isinstance(e, CheckpointError):
-            print(f"streamal: error: {e}", file=sys.stderr)
-            return 2
-        raise
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not fail again
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

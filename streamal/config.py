@@ -26,7 +26,7 @@ from streamal.model import CLIP, MODELS, UNSUPERVISED
 from streamal.strategies import STRATEGIES
 from streamal.utility import AUTO, UTILITIES
 
-__all__ = ["Option", "OPTIONS", "ConfigError", "check", "load_settings"]
+__all__ = ["Option", "OPTIONS", "ConfigError", "check", "load_settings", "learner_settings"]
 
 
 class ConfigError(ValueError):
@@ -100,6 +100,14 @@ OPTIONS: tuple[Option, ...] = (
         bool,
         True,
         "reject records that lack a feature the first record had (turn off for sparse data)",
+    ),
+    Option(
+        "learner.classes",
+        "--classes",
+        str,
+        "",
+        "the labels there are, comma-separated (e.g. spam,ham); a label outside them is "
+        "refused as invalid instead of starting a new class ('': learned from the labels)",
     ),
     Option("run.seed", "--seed", int, 42, "seed of the stream, the strategy and the annotator"),
     Option(
@@ -356,6 +364,23 @@ OPTIONS: tuple[Option, ...] = (
         "rejected records and labels as JSON lines, with the reason",
     ),
     Option(
+        "output.rotate_mb",
+        "--rotate-mb",
+        float,
+        100.0,
+        "move an output file to FILE.1 (older ones to FILE.2 ...) once it passes this many MB "
+        "(0: never)",
+        _non_negative,
+    ),
+    Option(
+        "output.keep_files",
+        "--keep-files",
+        int,
+        5,
+        "earlier output files kept after rotation (so at most this many plus one per output)",
+        _non_negative,
+    ),
+    Option(
         "output.summary_every",
         "--summary-every",
         int,
@@ -558,3 +583,19 @@ def load_settings(
         if value is not None:
             values[key] = value
     return {key: _coerce(BY_KEY[key], value) for key, value in values.items()}
+
+
+#: the settings a checkpoint holds the result of: a resume with other values
+#: would carry on with the saved ones without a word, so it is refused
+_SAVED_WITH_STATE = ("learner.", "annotator.", "source.spec", "source.period",
+                     "source.require_all_features", "run.seed")  # fmt: skip
+
+
+def learner_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"--flag": value}`` of the settings that a checkpoint's state depends on.
+
+    >>> learner_settings(load_settings())["--budget"]
+    0.1
+    """
+    return {o.flag: settings[o.key] for o in OPTIONS
+            if o.key.startswith(_SAVED_WITH_STATE) and o.key in settings}  # fmt: skip

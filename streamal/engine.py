@@ -36,9 +36,9 @@ from typing import Any, TextIO
 from streamal import checkpoint as ckpt
 from streamal.learner import ActiveLearner
 from streamal.records import BadInput, Label, Record
-from streamal.schema import RecordValidator
+from streamal.schema import InvalidRecord
 
-__all__ = ["Engine", "EngineStats"]
+__all__ = ["Engine", "EngineStats", "Interrupted"]
 
 log = logging.getLogger("streamal")
 
@@ -53,6 +53,33 @@ class EngineStats:
     bad_labels: Counter = field(default_factory=Counter)  # malformed labels from a source
     checkpoints: int = 0
     second_opinions: int = 0  # requests sent again to another annotator
+
+
+class Interrupted(Exception):
+    """Raised by ``Engine.stop`` into a wait on the source."""
+
+
+class SettingsChanged(ValueError):
+    """A resume whose settings differ from the checkpoint's; the message names each one."""
+
+    def __init__(self, checkpoint: Path, changed: list[tuple[str, Any, Any]]):
+        self.changed = changed
+        what = "; ".join(f"{flag} {new!r} (saved: {old!r})" for flag, old, new in changed)
+        super().__init__(
+            f"{checkpoint} was saved with other settings: {what}. Run with the saved values, "
+            "or pass --resume-as-saved to keep them, or remove the checkpoint to start over"
+        )
+
+
+_END = object()
+
+
+def _as_read(record: Record) -> dict[str, Any]:
+    """A record as a dead letter shows it."""
+    out: dict[str, Any] = {"id": record.id, "features": record.features}
+    if record.ts is not None:
+        out["ts"] = record.ts
+    return out
 
 
 class Engine:
@@ -80,8 +107,14 @@ class Engine:
         Save after this many records or seconds, whichever comes first.
     summary_every
         Records between one-line summaries on ``out`` (0: none).
-    validator
-        Checks each record's features; default ``RecordValidator()``.
+    settings
+        What the run was configured with (``{"--flag": value}``); saved with
+        the checkpoint, and a resume with other values is refused, naming
+        each difference (``SettingsChanged``), unless ``keep_saved_settings``:
+        then the saved ones are kept, and a warning names what was ignored.
+
+    A record whose features the learner refuses (``InvalidRecord``) goes to
+    the dead letters with ``where`` it came from (``file:line``).
     """
 
     def __init__(
@@ -99,7 +132,8 @@ class Engine:
         checkpoint_every: int = 10_000,
         checkpoint_seconds: float = 60.0,
         summary_every: int = 0,
-        validator: RecordValidator | None = None,
+        settings: dict[str, Any] | None = None,
+        keep_saved_settings: bool = False,
         clock: Callable[[], float] = time.time,
         out: TextIO | None = None,
     ):
@@ -117,13 +151,15 @@ class Engine:
         self.checkpoint_every = checkpoint_every
         self.checkpoint_seconds = checkpoint_seconds
         self.summary_every = summary_every
-        self.validator = validator or RecordValidator()
+        self.settings = dict(settings or {})
+        self.keep_saved_settings = keep_saved_settings
         self.clock = clock
         self.out = out if out is not None else sys.stderr
         self.stats = EngineStats()
         if metrics is not None:
             metrics.engine_stats = self.stats
         self._stopping = False
+        self._waiting = False  # blocked on the source: a stop must interrupt it
         self._resumed = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -131,6 +167,14 @@ class Engine:
     def stop(self) -> None:
         """Ask the loop to finish the current record, checkpoint and return."""
         self._stopping = True
+
+    def interrupt(self) -> None:
+        """``stop`` for a signal handler: a wait for the source (stdin with nothing
+        to read) is cut short too, so that the loop stops at once."""
+        self._stopping = True
+        if self._waiting:
+            self._waiting = False
+            raise Interrupted
 
     def _sinks(self) -> list[Any]:
         return self.requests + ([self.dead_letters] if self.dead_letters is not None else [])
@@ -140,10 +184,22 @@ class Engine:
         if self.checkpoint is None or not self.checkpoint.exists():
             return False
         state = ckpt.load(self.checkpoint, self.checkpoint_key)
+        saved = state.get("settings", {})
+        changed = [(flag, saved[flag], value) for flag, value in self.settings.items()
+                   if flag in saved and saved[flag] != value]  # fmt: skip
+        if changed and not self.keep_saved_settings:
+            raise SettingsChanged(self.checkpoint, changed)
+        if changed:
+            log.warning(
+                "resuming with the checkpoint's settings; ignored: %s",
+                ", ".join(f"{flag} {new!r} (kept {old!r})" for flag, old, new in changed),
+            )
+            self.settings.update(saved)
         self.learner = ActiveLearner.from_state(state["learner"], clock=self.learner.clock)
+        if "validator" in state:  # saved when the engine held the schema
+            self.learner.validator = state["validator"]
         self.stats = state["stats"]
         self.annotator = state["annotator"] if self.annotator is not None else None
-        self.validator = state["validator"]
         # a crash after the checkpoint left outputs that the rerun writes again
         for sink, position in zip(self._sinks(), state["sink_positions"], strict=False):
             sink.truncate(position)
@@ -160,12 +216,15 @@ class Engine:
             return
         for sink in self._sinks():
             sink.flush(sync=True)
+            # rotated only here, so that the positions saved are in the current files
+            if hasattr(sink, "rotate_if_due"):
+                sink.rotate_if_due()
         self.stats.checkpoints += 1
         state = {
             "learner": self.learner.state(),
             "stats": self.stats,
             "annotator": self.annotator,
-            "validator": self.validator,
+            "settings": self.settings,
             "sink_positions": [sink.position() for sink in self._sinks()],
         }
         ckpt.save(self.checkpoint, state, self.checkpoint_key)
@@ -177,15 +236,36 @@ class Engine:
         reaches ``max_records`` (records before a resume count, so a restarted
         run finishes the same job)."""
         if not self._resumed:
-            if not self.resume() and self.checkpoint is not None:
-                # a first checkpoint before any output: a crash before the first periodic
-                # one then resumes here and cuts the outputs back to their sizes now
-                self.save()
+            if self.checkpoint is not None:
+                for sink in self._sinks():
+                    sink.rotate_when_due = False  # rotated at each save instead
+            if not self.resume():
+                for sink in self._sinks():  # a new run: never append to an earlier run's file
+                    if hasattr(sink, "start_new_run"):
+                        sink.start_new_run()
+                if self.checkpoint is not None:
+                    # a first checkpoint before any output: a crash before the first periodic
+                    # one then resumes here and cuts the outputs back to their sizes now
+                    self.save()
             self._resumed = True
         stats = self.stats
         if max_records and stats.records >= max_records:
             return stats
-        validator = self.validator
+        try:
+            self._loop(max_records)
+        except Interrupted:
+            pass  # stopped while waiting for the source
+        finally:
+            # whatever ended the loop (a stop, a source that failed): what was
+            # decided is saved, so that nothing is lost or done twice
+            self._waiting = False
+            self.save()
+            for sink in self._sinks():
+                sink.flush()
+        return stats
+
+    def _loop(self, max_records: int) -> None:
+        stats = self.stats
         annotator = self.annotator
         self._strategy_name = getattr(
             self.learner.strategy, "name", type(self.learner.strategy).__name__
@@ -194,8 +274,12 @@ class Engine:
         start_records = stats.records
         last_save = time.monotonic()
         source = islice(iter(self.source), stats.records, None)
-        for item in source:
-            if self._stopping:
+        while not self._stopping:
+            self._waiting = True
+            item = next(source, _END)
+            self._waiting = False
+            if item is _END or self._stopping:
+                # a record read as the stop came is left for the next run to read
                 break
             stats.records += 1
             position = stats.records
@@ -204,11 +288,7 @@ class Engine:
             if self.labels is not None:
                 self._apply_labels(self.labels.poll(position))
             if isinstance(item, BadInput):
-                self._dead_letter("record", item.reason, item.to_dead_letter())
-            elif (problem := validator.check(item.features)) is not None:
-                self._dead_letter(
-                    "record", problem, {"id": item.id, "features": item.features}, item.id
-                )
+                self._dead_letter("record", item.reason, item.to_dead_letter(), item.where)
             else:
                 self._decide(item, position)
             if self.summary_every and position % self.summary_every == 0:
@@ -221,19 +301,18 @@ class Engine:
                 last_save = time.monotonic()
             if max_records and position >= max_records:
                 break
-        self.save()
-        for sink in self._sinks():
-            sink.flush()
-        return stats
 
     def _decide(self, record: Record, position: int) -> None:
         t0 = time.perf_counter()
         try:
             decision = self.learner.decide(record)
+        except InvalidRecord as e:
+            self._dead_letter("record", str(e), _as_read(record), record.where)
+            return
         except Exception as e:  # a record the model cannot take must not stop the loop
             self._dead_letter(
                 "record", f"model failed on this record: {type(e).__name__}: {e}",
-                {"id": record.id, "features": record.features}, record.id,
+                _as_read(record), record.where,
             )  # fmt: skip
             return
         if self.metrics is not None:
@@ -263,7 +342,7 @@ class Engine:
             if outcome != "applied":
                 self._dead_letter(
                     "label",
-                    f"label for {outcome} request {label.request_id!r}",
+                    self.learner.why_refused(label.request_id, label.label, outcome),
                     {
                         "request_id": label.request_id,
                         "label": label.label,
@@ -288,7 +367,7 @@ class Engine:
 
     def _dead_letter(self, kind: str, reason: str, raw: Any, where: str | None = None) -> None:
         self.stats.dead_letters[kind] += 1
-        log.debug("dead letter (%s): %s", kind, reason)
+        log.debug("dead letter (%s) at %s: %s", kind, where, reason)
         if self.dead_letters is not None:
             self.dead_letters.write({"kind": kind, "reason": reason, "where": where, "data": raw})
 

@@ -22,6 +22,7 @@ True
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -33,6 +34,7 @@ from streamal.drift import DriftMonitor
 from streamal.model import Classifier, default_model
 from streamal.pending import PendingRequest, PendingRequests
 from streamal.records import Decision, Decisions, Record
+from streamal.schema import InvalidRecord, RecordValidator
 from streamal.strategies import PerClassQuantileFilter, QueryStrategy
 from streamal.strategies import get as get_strategy
 from streamal.strategies.exploration import Exploration
@@ -105,7 +107,16 @@ class ActiveLearner:
         (up to ``cold_start_max`` labels), so an untrained model cannot
         starve the strategy.
     classes
-        Labels known in advance (optional).
+        Labels known in advance (optional). When given, a label that is
+        not one of them is refused (``"invalid_label"``) instead of starting
+        a new class; ``add_class`` adds one on purpose.
+    validator
+        Checks each record's features before the model sees them: a NaN,
+        infinite, huge or non-numeric value, or a string where the first
+        record had a number, raises ``InvalidRecord`` (a ``ValueError``) and
+        leaves the learner as it was. Default:
+        ``RecordValidator(require_all=False)``, which lets a record lack
+        features others had; the daemon requires them all unless told not to.
     pacing
         Guards beside the cap, such as ``LabelRate(per_hour=120)`` or
         ``CostBudget(per_record=0.5, cost="pages")`` (``streamal.pacing``):
@@ -188,6 +199,7 @@ class ActiveLearner:
         cold_start: int = 3,
         cold_start_max: int = 50,
         classes: Iterable[Any] | None = None,
+        validator: RecordValidator | None = None,
         pacing: Iterable[Any] = (),
         exploration: float = 0.0,
         exploration_share: float = EXPLORATION_SHARE,
@@ -203,6 +215,18 @@ class ActiveLearner:
         clock: Callable[[], float] = time.time,
     ):
         classes = list(classes) if classes is not None else None
+        for c in classes or ():
+            if (problem := _label_problem(c)) is not None:
+                raise ValueError(f"classes: {problem}")
+        #: the labels accepted, when fixed: a label's text form maps to its class,
+        #: so that "1" from a form and 1 from JSON reach the same class
+        self.fixed_classes: dict[Any, Any] | None = None
+        if classes:
+            self.fixed_classes = {}
+            for c in classes:
+                self.fixed_classes.setdefault(c, c)
+                self.fixed_classes.setdefault(str(c), c)
+        self.validator = validator if validator is not None else RecordValidator(require_all=False)
         if model is None:
             model = default_model(len(classes) if classes else 2)
         if not isinstance(model, Classifier):
@@ -284,7 +308,10 @@ class ActiveLearner:
     def decide(self, record: Record | Mapping[str, Any], now: float | None = None) -> Decision:
         """Score one record and decide whether to request its label."""
         if not isinstance(record, Record):
-            record = Record(id=f"r{self.n_records + 1}", features=dict(record))
+            record = Record(id=f"r{self.n_records + 1}", features=_as_dict(record))
+        problem = self.validator.check(record.features)
+        if problem is not None:
+            raise InvalidRecord(problem)
         if now is None:
             if record.ts is not None:
                 now = record.ts
@@ -365,15 +392,24 @@ class ActiveLearner:
             return self._decide_each(records, now)
         first = self.n_records + 1
         batch = [
-            r if isinstance(r, Record) else Record(f"r{first + i}", dict(r))
+            r if isinstance(r, Record) else Record(f"r{first + i}", _as_dict(r))
             for i, r in enumerate(records)
         ]
+        check = self.validator.check
+        refused = [(i, InvalidRecord(p)) for i, r in enumerate(batch)
+                   if (p := check(r.features)) is not None]  # fmt: skip
+        n_given = len(batch)
+        if refused:
+            at = {i for i, _ in refused}
+            batch = [r for i, r in enumerate(batch) if i not in at]
         model = self.model
         try:
             probas, confidences = model.score_many([r.features for r in batch])
             failed: list[tuple[int, Exception]] = []
         except Exception:  # find the records at fault; the others go on
             batch, probas, confidences, failed = self._score_each(batch)
+        if refused:
+            failed = _merge_failed(refused, failed, n_given)
         if self._least_confidence:
             utilities = [1.0 - c for c in confidences]
         else:
@@ -552,16 +588,16 @@ class ActiveLearner:
         ``annotator`` id, the label also updates that annotator's reliability
         (``annotators``) and is weighted by it.
         """
-        try:
-            hash(label)
-        except TypeError:
-            label = None
-        if label is None:
+        if not (isinstance(weight, int | float) and math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"weight must be a finite number >= 0, got {weight!r}")
+        label = self._as_class(label)
+        if label is _INVALID:
             self.labels_rejected["invalid_label"] += 1
             return "invalid_label"
         if not isinstance(request, str):
             if isinstance(request, Mapping):
-                features = dict(request)
+                features = _as_dict(request)
+                self.validator.ensure(features)
                 if annotator is not None:
                     weight *= self._annotator_weight(features, label, annotator)
                 self._learn_features(features, label, weight, seen=False)
@@ -603,6 +639,45 @@ class ActiveLearner:
             weight *= self._annotator_weight(req.features, label, annotator)
         self._learn_features(req.features, label, weight)
         return "applied"
+
+    def _as_class(self, label: Any) -> Any:
+        """The class a label names, or ``_INVALID``."""
+        if _label_problem(label) is not None:
+            return _INVALID
+        fixed = self.fixed_classes
+        if fixed is None:
+            return label
+        return fixed.get(label, fixed.get(str(label), _INVALID))
+
+    def why_refused(self, request_id: Any, label: Any, outcome: str) -> str:
+        """One line saying why ``learn(request_id, label)`` gave ``outcome``."""
+        if outcome == "invalid_label":
+            problem = _label_problem(label)
+            if problem is None and self.fixed_classes is not None:
+                known = list(dict.fromkeys(self.fixed_classes.values()))
+                problem = f"label {label!r} is not one of the classes {known!r}"
+            return f"{problem or f'invalid label {label!r}'} (request {request_id!r})"
+        if outcome in ("unknown", "duplicate", "expired"):
+            what = {"unknown": "no open request", "duplicate": "a request already answered",
+                    "expired": "a request that expired"}[outcome]  # fmt: skip
+            return f"label for {what} {request_id!r}"
+        return f"label for request {request_id!r} not applied: {outcome}"
+
+    def add_class(self, label: Any) -> None:
+        """Accept ``label`` as a class from now on (when the classes are fixed).
+
+        >>> learner = ActiveLearner(classes=["spam", "ham"])
+        >>> learner.learn({"x": 1.0}, "phishing")
+        'invalid_label'
+        >>> learner.add_class("phishing")
+        >>> learner.learn({"x": 1.0}, "phishing")
+        'applied'
+        """
+        if (problem := _label_problem(label)) is not None:
+            raise ValueError(problem)
+        if self.fixed_classes is not None:
+            self.fixed_classes.setdefault(label, label)
+            self.fixed_classes.setdefault(str(label), label)
 
     def _swap_in_background(self) -> None:
         background = self.background
@@ -746,7 +821,8 @@ class ActiveLearner:
             "_background_since": 0, "annotators": AnnotatorReliability(),
             "second_opinion_below": 0.0, "second_opinions": [], "_held": {},
             "late_exploration": 0.0, "late_delay": 200, "label_delay": None, "_late_share": 0.0,
-            "exploration_share": 0.0,
+            "exploration_share": 0.0, "fixed_classes": None,
+            "validator": RecordValidator(require_all=False),
         }  # fmt: skip
         learner.__dict__.update({**defaults, **{k: v for k, v in state.items() if k != "format"}})
         learner.__dict__.setdefault("_full_budget", learner._strategy.budget)
@@ -754,6 +830,47 @@ class ActiveLearner:
         learner._utility = get_utility(learner.utility_name)
         learner.clock = clock
         return learner
+
+
+_INVALID = object()
+
+
+def _label_problem(label: Any) -> str | None:
+    """Why ``label`` cannot be a class, or ``None``."""
+    if label is None:
+        return "label is missing (null)"
+    if isinstance(label, float) and not math.isfinite(label):
+        return f"label is {label!r}, not a class"
+    if isinstance(label, str):
+        try:
+            label.encode("utf-8")
+        except UnicodeEncodeError:
+            return "label is not valid text"
+        return None if label else "label is empty"
+    if isinstance(label, bool | int | float):
+        return None
+    if hasattr(label, "item") and not hasattr(label, "__len__"):  # a numpy scalar
+        return _label_problem(label.item())
+    return f"label must be a string, number or boolean, got {type(label).__name__}"
+
+
+def _as_dict(features: Any) -> dict[str, Any]:
+    """A mapping's features as a dict; anything else is refused with a reason."""
+    if isinstance(features, Mapping):
+        return dict(features)
+    raise InvalidRecord(
+        f"features must be a mapping of name -> value, got {type(features).__name__}"
+    )
+
+
+def _merge_failed(
+    refused: list[tuple[int, Exception]], failed: list[tuple[int, Exception]], n: int
+) -> list[tuple[int, Exception]]:
+    """Both lists of failures as indexes in a batch of ``n``; ``failed`` counts only
+    the records that were not refused."""
+    at = {i for i, _ in refused}
+    kept = [i for i in range(n) if i not in at]
+    return sorted(refused + [(kept[k], e) for k, e in failed], key=lambda p: p[0])
 
 
 class _Told:

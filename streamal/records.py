@@ -7,10 +7,13 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from streamal.schema import ENVELOPE
 
 __all__ = ["Record", "Decision", "Decisions", "Label", "BadInput", "record_from_object"]
 
@@ -31,6 +34,9 @@ class Record:
         Partitioning key, carried through to the label request.
     label
         The true label, known only when replaying a labelled file.
+    where
+        Where it came from, for the dead letters: ``file:line`` for a
+        file, ``topic/partition/offset`` for Kafka.
     """
 
     id: str
@@ -40,6 +46,7 @@ class Record:
     label: Any = None
     partition: int | None = None
     offset: int | None = None
+    where: str | None = None
 
 
 @dataclass(slots=True)
@@ -85,16 +92,17 @@ class Decisions(Sequence[Decision | None]):
 
     A batch is kept as columns (one list per field) and a ``Decision`` is made
     only when one is read, so that deciding a batch costs little more than
-    scoring it. A record the model could not score has ``None`` in its slot
-    and ``(index, exception)`` in ``failed``.
+    scoring it. A record the learner refused (``InvalidRecord``) or the model
+    could not score has ``None`` in its slot and ``(index, exception)`` in
+    ``failed``.
 
     >>> from streamal import ActiveLearner
     >>> learner = ActiveLearner(budget=1.0)
     >>> learner.learn({"x": 1.0}, "a"), learner.learn({"x": 0.0}, "b")
     ('applied', 'applied')
     >>> batch = learner.decide_many([{"x": 1.0}, {"x": None}, {"x": 2.0}])
-    >>> len(batch), batch[1], type(batch.failed[0][1]).__name__
-    (3, None, 'TypeError')
+    >>> len(batch), batch[1], str(batch.failed[0][1])
+    (3, None, "feature 'x' has unsupported type NoneType")
     >>> [(i, d.request_id) for i, d in batch.queried()]
     [(0, 'q-r1'), (2, 'q-r3')]
     """
@@ -190,37 +198,92 @@ class BadInput:
     where: str | None = None
 
     def to_dead_letter(self) -> dict[str, Any]:
+        """The dead letter: reason, where, and the input as it came (``raw``), or
+        its bytes as base64 (``raw_base64``) when they are not valid UTF-8."""
+        letter: dict[str, Any] = {"reason": self.reason, "where": self.where}
         raw = self.raw
-        if isinstance(raw, bytes):
-            raw = raw.decode("utf-8", "replace")
-        return {"reason": self.reason, "where": self.where, "raw": raw}
+        if isinstance(raw, str):  # undecodable bytes ride in it as lone surrogates
+            raw = _original_bytes(raw) if _not_utf8(raw) else raw
+        if isinstance(raw, bytes | bytearray):
+            try:
+                letter["raw"] = bytes(raw).decode("utf-8")
+            except UnicodeDecodeError:
+                letter["raw_base64"] = base64.b64encode(raw).decode("ascii")
+        else:
+            letter["raw"] = raw
+        return letter
 
 
-def record_from_object(obj: dict[str, Any], default_id: str) -> Record | BadInput:
+def _original_bytes(text: str) -> bytes:
+    try:
+        return text.encode("utf-8", "surrogateescape")  # bytes a file reader could not decode
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")  # a lone surrogate escaped in JSON
+
+
+def _not_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def record_from_object(
+    obj: dict[str, Any], default_id: str, where: str | None = None
+) -> Record | BadInput:
     """A record from a decoded JSON object: an envelope or a flat object of features.
+
+    ``id``, ``ts``, ``key`` and ``label`` are the envelope, never features,
+    whether the object is flat or has ``features``.
 
     >>> record_from_object({"id": 7, "features": {"x": 1.0}, "ts": 3}, "0").id
     '7'
-    >>> record_from_object({"x": 1.0}, "0").features
-    {'x': 1.0}
+    >>> r = record_from_object({"id": "e0", "x": 1.2, "label": "UP"}, "0")
+    >>> r.id, r.features, r.label
+    ('e0', {'x': 1.2}, 'UP')
     >>> record_from_object({"features": [1]}, "0").reason
     'features must be an object of name -> value'
+    >>> record_from_object({"id": "oops", "ts": 5}, "0").reason
+    'record has no features (only its envelope: id, ts)'
     """
-    if "features" not in obj:
-        return Record(id=default_id, features=obj)
-    features = obj["features"]
-    if not isinstance(features, dict):
-        return BadInput("features must be an object of name -> value", obj, default_id)
+    where = where or default_id
+    if "features" in obj:
+        features = obj["features"]
+        if not isinstance(features, dict):
+            return BadInput("features must be an object of name -> value", obj, where)
+        extra = sorted(k for k in obj if k not in ENVELOPE and k != "features")
+        if extra:
+            return BadInput(
+                f"unknown field {extra[0]!r} beside 'features' (the envelope is "
+                "id, ts, key, label)", obj, where,
+            )  # fmt: skip
+    else:
+        features = {k: v for k, v in obj.items() if k not in ENVELOPE}
+        if not features:
+            present = ", ".join(k for k in ("id", "ts", "key", "label") if k in obj)
+            return BadInput(
+                "record has no features" + (f" (only its envelope: {present})" if present else ""),
+                obj, where,
+            )  # fmt: skip
     ts = obj.get("ts")
     if ts is not None and (
         isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts)
     ):
-        return BadInput(f"ts must be a finite number of seconds, got {ts!r}", obj, default_id)
+        return BadInput(f"ts must be a finite number of seconds, got {ts!r}", obj, where)
+    key = obj.get("key")
+    if key is not None and not isinstance(key, str):
+        if isinstance(key, bool) or not isinstance(key, int | float):
+            return BadInput(f"key must be a string or a number, got {key!r}", obj, where)
+        key = str(key)
     rid = obj.get("id")
+    if isinstance(rid, dict | list):
+        return BadInput("id must be a string or a number", obj, where)
     return Record(
         id=default_id if rid is None else str(rid),
         features=features,
         ts=ts,
-        key=obj.get("key"),
+        key=key,
         label=obj.get("label"),
+        where=where,
     )

@@ -1,9 +1,13 @@
 """Checks that a record's features are usable before the model sees them.
 
-The first good record fixes which features are numeric; later records must
-have every feature, numbers where numbers were, and no NaN, infinity or
-magnitude beyond 1e100 (which would overflow the scaler's running variance).
-A failing record gets a one-line reason and goes to the dead letters.
+Every way a record arrives (``ActiveLearner.decide`` and ``learn`` in a
+library, a file, stdin, Kafka) goes through one ``RecordValidator``, which
+the learner owns. A feature is a number (finite, magnitude at most 1e100,
+which would otherwise overflow the scaler's running variance) or a string
+(a categorical value); the names ``id``, ``ts``, ``key`` and ``label``
+belong to a record's envelope and are never features. The first record
+that passes fixes which features are numeric; later records must have
+numbers where numbers were and, with ``require_all``, every feature.
 
 >>> v = RecordValidator()
 >>> v.check({"a": 1.0, "b": "x"}) is None
@@ -18,6 +22,8 @@ True
 "feature 'a' is too large to learn from (beyond 1e100): 1e+300"
 >>> v.check({"a": 10**400, "b": "x"})
 "feature 'a' is too large to learn from (beyond 1e100): 10000000000000000000..."
+>>> v.check({"a": 1.0, "b": "x", "label": "up"})
+"'label' is part of the record's envelope, not a feature"
 """
 
 from __future__ import annotations
@@ -25,11 +31,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["RecordValidator"]
+__all__ = ["RecordValidator", "InvalidRecord", "ENVELOPE"]
 
 #: the largest magnitude a feature may have: a running variance squares it,
 #: and one square past float range turns the scaler's state to NaN for good
 _LARGEST = 1e100
+
+#: the names of a record's envelope: never features
+ENVELOPE = frozenset({"id", "ts", "key", "label"})
+
+
+class InvalidRecord(ValueError):
+    """Features the learner refuses to see; the message says why, in one line."""
 
 
 def _unusable(name: str, value: float) -> str:
@@ -41,6 +54,33 @@ def _unusable(name: str, value: float) -> str:
     return f"feature {name!r} is too large to learn from (beyond 1e100): {shown}"
 
 
+def _not_text(s: str) -> bool:
+    """True for a string that cannot be written as UTF-8 (a lone surrogate)."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _bad_name(name: Any) -> str | None:
+    """Why ``name`` cannot name a feature, or ``None``."""
+    if type(name) is int:  # river's own streams name their features 0, 1, ...
+        return None
+    if not isinstance(name, str):
+        return f"feature name {_shown(name)} is not a string"
+    if name in ENVELOPE:
+        return f"{name!r} is part of the record's envelope, not a feature"
+    if not name or _not_text(name):
+        return f"feature name {_shown(name)} is not valid text"
+    return None
+
+
+def _shown(name: Any) -> str:
+    text = repr(name)
+    return text if len(text) <= 40 else text[:36] + "..."
+
+
 class RecordValidator:
     """Learns the schema from the first good record and holds later ones to it.
 
@@ -48,7 +88,8 @@ class RecordValidator:
     ----------
     require_all
         Every feature of the first record must be present in later ones.
-        Turn off for sparse streams (bag of words), where absent means 0.
+        Turn off for sparse streams (bag of words), where absent means 0
+        (``--no-require-all-features`` for the daemon).
     """
 
     def __init__(self, require_all: bool = True):
@@ -57,6 +98,7 @@ class RecordValidator:
         self.names: frozenset[str] | None = None
 
     def check(self, features: Any) -> str | None:
+        """``None`` if the features are usable, else why not in one line."""
         if type(features) is not dict:
             if not isinstance(features, dict):
                 return f"features must be an object of name -> value, got {type(features).__name__}"
@@ -72,22 +114,25 @@ class RecordValidator:
                     return None
             except (TypeError, OverflowError):  # OverflowError: an int past float range
                 pass
+        names = self.names
         for name, value in features.items():
             kind = type(value)
-            # the common case first: a float feature with a text name. NaN and
-            # infinity fail the bound too; _unusable says which it was
-            if kind is float and type(name) is str:
-                if not -_LARGEST <= value <= _LARGEST:
+            if (names is None or name not in names) and (problem := _bad_name(name)):
+                return problem
+            if kind is float:
+                if not -_LARGEST <= value <= _LARGEST:  # NaN fails too
                     return _unusable(name, value)
-                continue
-            if not isinstance(name, str):
-                return f"feature name {name!r} is not a string"
-            if kind is str:
+            elif kind is str:
                 if numeric is not None and name in numeric:
-                    return f"feature {name!r} must be a number, got {value!r}"
+                    return f"feature {name!r} must be a number, got {_shown(value)}"
+                if _not_text(value):
+                    return f"feature {name!r} is not valid text"
             elif isinstance(value, int | float):  # bool is an int; numpy's float64 a float
-                if not -_LARGEST <= value <= _LARGEST:
-                    return _unusable(name, value)
+                try:
+                    if not -_LARGEST <= value <= _LARGEST:
+                        return _unusable(name, value)
+                except TypeError:  # a number type that does not compare
+                    return f"feature {name!r} has unsupported type {kind.__name__}"
             else:
                 return f"feature {name!r} has unsupported type {kind.__name__}"
         if numeric is None:
@@ -101,3 +146,9 @@ class RecordValidator:
                 f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             )
         return None
+
+    def ensure(self, features: Any) -> None:
+        """Raise ``InvalidRecord`` with the reason if the features are not usable."""
+        problem = self.check(features)
+        if problem is not None:
+            raise InvalidRecord(problem)

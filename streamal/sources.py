@@ -30,12 +30,14 @@ import io
 import json
 import math
 import sys
+import zlib
 from collections.abc import Iterable, Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from streamal.records import BadInput, Record, record_from_object
+from streamal.schema import ENVELOPE
 
 __all__ = [
     "IterableSource",
@@ -45,18 +47,76 @@ __all__ = [
     "RiverDataset",
     "open_source",
     "read_labelled",
+    "SourceError",
 ]
 
 
+#: a line longer than this is not read as a record: it goes to the dead letters
+MAX_LINE = 8 * 2**20
+
+
+class SourceError(ValueError):
+    """A file that cannot be read on (not gzip, cut short); says which and where."""
+
+
 def _open_text(path: str | Path) -> io.TextIOBase:
+    """The file as text; bytes that are not UTF-8 come through as lone surrogates,
+    so that a bad line can be dead-lettered with its bytes instead of ending the run."""
     if str(path) == "-":
+        if hasattr(sys.stdin, "buffer"):
+            return io.TextIOWrapper(
+                sys.stdin.buffer, encoding="utf-8", errors="surrogateescape", newline=""
+            )
         return sys.stdin
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
+    if path.is_dir():
+        raise SourceError(f"{path} is a directory, not a file of records")
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        with open(path, "rb") as f:
+            magic = f.read(2)
+        if magic and magic != b"\x1f\x8b":
+            raise SourceError(f"{path}: not a gzip file, though its name ends in .gz")
+        raw: Any = gzip.open(path, "rb")
+    else:
+        raw = open(path, "rb")
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+
+
+def _lines(path: str | Path, f: io.TextIOBase) -> Iterator[tuple[int, str, str | None]]:
+    """``(line number, line, problem)`` for each line; a gzip stream cut short or
+    corrupt raises ``SourceError`` naming the file and the line it got to."""
+    n = 0
+    readline = f.readline
+    while True:
+        try:
+            line = readline(MAX_LINE + 1)
+        except (EOFError, OSError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+            what = "ends in the middle of its gzip data" if isinstance(e, EOFError) else (
+                f"cannot be read past here ({e})")  # fmt: skip
+            raise SourceError(f"{path}:{n + 1}: the file {what}") from None
+        if not line:
+            return
+        n += 1
+        if len(line) > MAX_LINE and not line.endswith("\n"):
+            # the rest of an overlong line is read and dropped, a piece at a time
+            while (more := readline(MAX_LINE)) and not more.endswith("\n"):
+                pass
+            yield n, line[:200], f"line longer than {MAX_LINE} characters"
+            continue
+        if _has_surrogates(line):
+            yield n, line.rstrip("\r\n"), "line is not valid UTF-8"
+            continue
+        yield n, line, None
+
+
+def _has_surrogates(line: str) -> bool:
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _number(text: str) -> float | str:
@@ -81,15 +141,16 @@ class IterableSource:
 
     def __iter__(self) -> Iterator[Record | BadInput]:
         for i, item in enumerate(self.iterable):
+            where = f"<iterable>:{i}"
             if isinstance(item, Record):
                 yield item
             elif isinstance(item, tuple) and len(item) == 2:
-                yield Record(id=str(i), features=item[0], label=item[1])
+                yield Record(id=str(i), features=item[0], label=item[1], where=where)
             elif isinstance(item, dict):
-                yield record_from_object(item, str(i))
+                yield record_from_object(item, str(i), where)
             else:
                 yield BadInput(
-                    f"cannot read a record from {type(item).__name__}", repr(item), str(i)
+                    f"cannot read a record from {type(item).__name__}", repr(item), where
                 )
 
 
@@ -108,61 +169,112 @@ class CsvSource:
         self.id_column = id_column
 
     def __iter__(self) -> Iterator[Record | BadInput]:
-        with _open_text(self.path) as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
+        path = self.path
+        with _open_text(path) as f:
+            lines = _lines(path, f)
+            header = None
+            for n, line, problem in lines:
+                if problem is not None:
+                    raise SourceError(f"{path}:{n}: the header: {problem}")
+                if line.strip():
+                    header = _row(line)
+                    break
             if header is None:
                 return
-            n = len(header)
+            width = len(header)
             target, id_column = self.target, self.id_column
-            for i, row in enumerate(reader):
-                where = f"{self.path}:{i + 2}"
-                if len(row) != n:
+            index = -1
+            for n, line, problem in lines:
+                if not line.strip() and problem is None:
+                    continue
+                index += 1
+                where = f"{path}:{n}"
+                if problem is None:
+                    try:
+                        row = _row(line)
+                    except csv.Error as e:
+                        problem = f"unreadable CSV row: {e}"
+                if problem is not None:
+                    yield BadInput(problem, line.rstrip("\r\n"), where)
+                    continue
+                if len(row) != width:
                     yield BadInput(
-                        f"row has {len(row)} fields, header has {n}", ",".join(row), where
-                    )
+                        f"row has {len(row)} fields, header has {width}", line.rstrip("\r\n"),
+                        where,
+                    )  # fmt: skip
                     continue
                 features: dict[str, Any] = {}
-                label = None
-                rid = str(i)
+                envelope: dict[str, str] = {}
                 for name, text in zip(header, row, strict=True):
                     if name == target:
-                        label = text
-                    elif name == id_column:
-                        rid = text
+                        envelope["label"] = text
+                    elif name == id_column or name in ENVELOPE:
+                        envelope["id" if name == id_column else name] = text
                     elif text == "":
                         continue  # a missing value: the validator names it
                     else:
                         features[name] = _number(text)
-                yield Record(id=rid, features=features, label=label)
+                ts = envelope.get("ts")
+                if ts is not None:
+                    ts = _number(ts)
+                    if not isinstance(ts, float) or not math.isfinite(ts):
+                        yield BadInput(f"ts must be a finite number of seconds, got {ts!r}",
+                                       line.rstrip("\r\n"), where)  # fmt: skip
+                        continue
+                yield Record(
+                    id=envelope.get("id") or str(index), features=features, ts=ts,
+                    key=envelope.get("key") or None, label=envelope.get("label"), where=where,
+                )  # fmt: skip
+
+
+def _row(line: str) -> list[str]:
+    """One CSV row from one line (a record is one line of its file)."""
+    return next(csv.reader((line,)), [])
 
 
 class JsonlSource:
-    """One JSON object a line, from a file (``.gz`` too) or ``-`` for stdin."""
+    """One JSON object a line, from a file (``.gz`` too) or ``-`` for stdin.
+
+    A line that is not a JSON object, not valid UTF-8, nested too deeply or
+    longer than ``MAX_LINE`` becomes a ``BadInput`` (a dead letter) naming
+    its ``file:line``; a gzip file cut short raises ``SourceError``.
+    """
 
     def __init__(self, path: str | Path):
         self.path = path
 
     def __iter__(self) -> Iterator[Record | BadInput]:
         f = _open_text(self.path)
+        name = "<stdin>" if str(self.path) == "-" else self.path
+        index = -1
         try:
-            for i, line in enumerate(f):
-                if not line.strip():
+            for n, line, problem in _lines(name, f):
+                if not line.strip() and problem is None:
                     continue
-                where = f"{self.path}:{i + 1}"
+                index += 1
+                where = f"{name}:{n}"
+                if problem is not None:
+                    yield BadInput(problem, line, where)
+                    continue
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as e:
                     yield BadInput(
-                        f"malformed JSON: {e.msg} at column {e.colno}", line.rstrip("\n"), where
+                        f"malformed JSON: {e.msg} at column {e.colno}", line.rstrip("\r\n"), where
                     )
                     continue
-                if not isinstance(obj, dict):
-                    yield BadInput("a record must be a JSON object", line.rstrip("\n"), where)
+                except RecursionError:
+                    yield BadInput("JSON nested too deeply", line.rstrip("\r\n")[:200], where)
                     continue
-                yield record_from_object(obj, str(i))
+                if not isinstance(obj, dict):
+                    yield BadInput("a record must be a JSON object", line.rstrip("\r\n"), where)
+                    continue
+                yield record_from_object(obj, str(index), where)
         finally:
-            if f is not sys.stdin:
+            if str(self.path) == "-":
+                if isinstance(f, io.TextIOWrapper) and f is not sys.stdin:
+                    f.detach()  # leave stdin itself open
+            else:
                 f.close()
 
 

@@ -9,6 +9,7 @@ from streamal import ActiveLearner, Record
 from streamal.engine import Engine
 from streamal.metrics import Metrics
 from streamal.records import BadInput, Label
+from streamal.schema import RecordValidator
 from streamal.simulate import SimulatedAnnotator
 from streamal.sinks import CallableSink, JsonlSink
 from streamal.sources import CsvSource, IterableSource, JsonlSource, open_source
@@ -34,7 +35,7 @@ def test_malformed_records_go_to_dead_letters_and_the_loop_goes_on(tmp_path):
         f.write("\n".join(lines) + "\n")
     dead = JsonlSink(tmp_path / "dead.jsonl")
     registry = CollectorRegistry()
-    learner = ActiveLearner()
+    learner = ActiveLearner(validator=RecordValidator())  # every feature required, as in `run`
     engine = Engine(
         learner, JsonlSource(src), dead_letters=dead, metrics=Metrics(registry, learner),
         annotator=SimulatedAnnotator(delay=5, noise=0.0),
@@ -80,7 +81,7 @@ def test_rejected_labels_are_dead_lettered_with_their_reason():
     )  # fmt: skip
     engine.run()
     assert [d["kind"] for d in dead] == ["label", "label"]
-    assert "unknown request 'q-nope'" in dead[0]["reason"]
+    assert dead[0]["reason"] == "label for no open request 'q-nope'"
     assert engine.learner.labels_rejected["unknown"] == 1
     assert engine.stats.bad_labels["malformed"] == 1
 

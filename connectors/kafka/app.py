@@ -47,7 +47,7 @@ from connectors.kafka.messages import (
 from streamal.checkpoint import CheckpointError
 from streamal.learner import ActiveLearner
 from streamal.records import BadInput, Record
-from streamal.schema import RecordValidator
+from streamal.schema import InvalidRecord
 
 __all__ = ["KafkaSettings", "KafkaApp", "LearnerGroup", "StateError"]
 
@@ -212,7 +212,6 @@ class KafkaApp:
         key: bytes,
         *,
         metrics: Any = None,
-        make_validator: Callable[[], RecordValidator] = RecordValidator,
         summary_every: int = 0,
         max_records: int = 0,
         out: TextIO | None = None,
@@ -220,14 +219,12 @@ class KafkaApp:
         self.settings = settings
         self.make_learner = make_learner
         self.key = key
-        self.make_validator = make_validator
         self.summary_every = summary_every
         self._summarized = 0  # records counted by the last summary line
         self.max_records = max_records
         self.out = out if out is not None else sys.stderr
         self.stats = _Stats()
         self.learners: dict[int, ActiveLearner] = {}
-        self.validators: dict[int, RecordValidator] = {}
         self.view = LearnerGroup(self.learners, make_learner(0))
         self._strategy_name = self.view.strategy.name
         self.metrics = metrics
@@ -403,7 +400,6 @@ class KafkaApp:
         """The learners from the newest changelog value of each key, in write order."""
         s = self.settings
         self.learners.clear()
-        self.validators.clear()
         self._dirty.clear()
         self._deltas.clear()
         cores: dict[int, Any] = {}
@@ -435,8 +431,9 @@ class KafkaApp:
                     self._deltas.setdefault(p, []).append(seq)
             pending.track_changes()
             self._seq[p] = core["seq"]
+            if "validator" in core:  # written when the daemon held the schema
+                learner.validator = core["validator"]
             self.learners[p] = learner
-            self.validators[p] = core["validator"]
         if cores:
             n = sum(lrn.n_records for lrn in self.learners.values())
             log.info("restored %d learner(s) from %s (%d records decided)",
@@ -456,7 +453,7 @@ class KafkaApp:
         self._seq[partition] = seq
         core_state = learner.state()
         core_state["pending"] = pending.shell()
-        core = {"learner": core_state, "validator": self.validators[partition], "seq": seq}
+        core = {"learner": core_state, "seq": seq}
         dump, sign = pickle.dumps, self._sign
         out: list[tuple[bytes, bytes | None]] = [
             (f"{partition}/core".encode(), sign(dump(core, protocol=5)))
@@ -572,7 +569,6 @@ class KafkaApp:
         if learner is None:
             learner = self.learners[partition] = self.make_learner(partition)
             learner.pending.track_changes()
-            self.validators[partition] = self.make_validator()
         return learner
 
     def _on_records(self, partition: int, msgs: list[Any]) -> None:
@@ -580,22 +576,21 @@ class KafkaApp:
         s = self.settings
         learner = self._learner(partition)
         self._dirty.add(partition)
-        check = self.validators[partition].check
         records, sources = [], []
+        topic = s.records_topic
         for m in msgs:
-            item = decode_record(m.value, partition, m.offset)
+            item = decode_record(m.value, partition, m.offset, topic)
             if isinstance(item, Record):
-                problem = check(item.features)
-                if problem is None:
-                    records.append(item)
-                    sources.append(m)
-                    continue
-                item = BadInput(problem)
-            self._dead_letter("record", item.reason, m)
+                records.append(item)
+                sources.append(m)
+            else:
+                self._dead_letter("record", item.reason, m)
+        # the learner checks the features (InvalidRecord) before its model sees them
         decisions = learner.decide_many(records)
         for i, e in decisions.failed:  # a record the model cannot take must not stop us
-            self._dead_letter("record", f"model failed on this record: {type(e).__name__}: {e}",
-                              sources[i])  # fmt: skip
+            reason = str(e) if isinstance(e, InvalidRecord) else (
+                f"model failed on this record: {type(e).__name__}: {e}")  # fmt: skip
+            self._dead_letter("record", reason, sources[i])
         send, version, name = self.producer.send, learner.labels_applied, self._strategy_name
         for i, decision in decisions.queried():
             value = encode_request(decision, records[i], name, version)
@@ -608,7 +603,7 @@ class KafkaApp:
 
     def _on_label(self, m: Any) -> None:
         self.stats.labels_received += 1
-        label = decode_label(m.value, f"{m.partition}-{m.offset}")
+        label = decode_label(m.value, f"{m.topic}/{m.partition}/{m.offset}")
         if isinstance(label, BadInput):
             self.stats.bad_labels["malformed"] += 1
             self._dead_letter("label", label.reason, m)
@@ -618,6 +613,7 @@ class KafkaApp:
             outcome = learner.learn(label.request_id, label.label, annotator=label.annotator)
         except Exception as e:
             outcome = f"unusable ({type(e).__name__}: {e})"
+        reason = learner.why_refused(label.request_id, label.label, outcome)
         if outcome == "held":  # the annotator is unreliable: ask another one
             self._dirty.add(partition)
             for pending, first in learner.take_second_opinions():
@@ -630,7 +626,7 @@ class KafkaApp:
             self._dirty.add(partition)
         else:
             self._dirty.add(partition)  # the rejection counters changed
-            self._dead_letter("label", f"label for {outcome} request {label.request_id!r}", m)
+            self._dead_letter("label", reason, m)
 
     def _holder(self, request_id: str) -> tuple[ActiveLearner, int]:
         """The learner waiting for this request (or any, to report why not)."""
@@ -697,7 +693,6 @@ def from_settings(
     key: bytes,
     *,
     metrics: Any = None,
-    make_validator: Callable[[], RecordValidator] = RecordValidator,
 ) -> KafkaApp:
     """Build the app from ``streamal run`` settings (the ``streamal.apps`` entry point)."""
     kafka = KafkaSettings(
@@ -705,7 +700,7 @@ def from_settings(
            if f"kafka.{name}" in settings}
     )  # fmt: skip
     return KafkaApp(
-        kafka, make_learner, key, metrics=metrics, make_validator=make_validator,
+        kafka, make_learner, key, metrics=metrics,
         summary_every=settings.get("output.summary_every", 0),
         max_records=settings.get("run.max_records", 0),
     )  # fmt: skip

@@ -1,20 +1,26 @@
 """The JSON messages on streamal's Kafka topics (format version 1).
 
-* record in: ``{"id": ..., "features": {...}, "ts": ...}``; ``id`` and ``ts``
-  are optional (``PARTITION-OFFSET`` is the id when none is given), a flat
-  object is read as the features;
+* record in: ``{"id": ..., "features": {...}, "ts": ..., "key": ...}``; ``id``,
+  ``ts`` and ``key`` are optional (``PARTITION-OFFSET`` is the id when none
+  is given); a flat object is read as the features, less the envelope
+  (``id``, ``ts``, ``key``, ``label``), which is never a feature;
 * label request out: ``request_id``, ``record_id``, ``features``, ``utility``,
   ``confidence``, ``prediction``, ``probabilities``, ``strategy``,
   ``model_version``, ``ts`` (and ``v``), keyed like the record;
 * label in: ``{"request_id": ..., "label": ..., "annotator": ...}``;
-* dead letter: ``v``, ``kind``, ``reason``, ``topic``, ``partition``,
-  ``offset`` and the original bytes (``raw`` as text, or ``raw_base64``).
+* dead letter: ``v``, ``kind``, ``reason``, ``where`` (``topic/partition/offset``),
+  ``topic``, ``partition``, ``offset`` and the original bytes (``raw`` as
+  text, or ``raw_base64``).
 
 >>> rec = decode_record(b'{"features": {"x": 1.5}}', partition=0, offset=7)
 >>> rec.id, rec.features
 ('0-7', {'x': 1.5})
 >>> decode_record(b'{"features": 3}', 0, 8).reason
 'features must be an object of name -> value'
+>>> decode_record(b'{"id": "e0", "x": 1.2, "label": "UP"}', 0, 9).features
+{'x': 1.2}
+>>> decode_label(b'{"request_id": "q-1", "label": null}', "0-3").reason
+"label for 'q-1' is null"
 """
 
 from __future__ import annotations
@@ -52,19 +58,21 @@ def _json_object(value: bytes | None, what: str, where: str) -> dict | BadInput:
     try:
         obj = orjson.loads(value)
     except orjson.JSONDecodeError as e:
-        return BadInput(f"malformed JSON: {e}", value, where)
+        return BadInput(f"malformed JSON: {str(e)[:200]}", value, where)
     if not isinstance(obj, dict):
         return BadInput(f"a {what} must be a JSON object", value, where)
     return obj
 
 
-def decode_record(value: bytes | None, partition: int, offset: int) -> Record | BadInput:
+def decode_record(
+    value: bytes | None, partition: int, offset: int, topic: str = ""
+) -> Record | BadInput:
     """A record from a message value, or why it cannot be one."""
-    where = f"{partition}-{offset}"
+    where = f"{topic}/{partition}/{offset}"
     obj = _json_object(value, "record", where)
     if isinstance(obj, BadInput):
         return obj
-    record = record_from_object(obj, where)
+    record = record_from_object(obj, f"{partition}-{offset}", where)
     if isinstance(record, BadInput):
         return BadInput(record.reason, value, where)
     record.partition, record.offset, record.label = partition, offset, None
@@ -81,6 +89,8 @@ def decode_label(value: bytes | None, where: str) -> Label | BadInput:
         return BadInput("label has no request_id", value, where)
     if "label" not in obj:
         return BadInput(f"label for {request_id!r} has no 'label' field", value, where)
+    if obj["label"] is None:
+        return BadInput(f"label for {request_id!r} is null", value, where)
     annotator = obj.get("annotator")
     return Label(request_id, obj["label"], None if annotator is None else str(annotator))
 
@@ -125,6 +135,7 @@ def encode_dead_letter(
         "v": FORMAT,
         "kind": kind,
         "reason": reason,
+        "where": f"{topic}/{partition}/{offset}",
         "topic": topic,
         "partition": partition,
         "offset": offset,
