@@ -15,6 +15,7 @@ from streamal.learner import ActiveLearner
 from streamal.model import Classifier, OneHotText, bin_features, clip_features, default_model
 from streamal.pending import PendingRequests
 from streamal.records import Decision, Label, Record
+from streamal.schema import InvalidRecord, RecordValidator
 from streamal.strategies import (
     BalancedIncrementalQuantileFilter,
     FixedUncertainty,
@@ -41,6 +42,7 @@ __all__ = [
     "DriftMonitor",
     "EstimatedBudget",
     "FixedUncertainty",
+    "InvalidRecord",
     "Label",
     "OneHotText",
     "PendingRequests",
@@ -52,6 +54,7 @@ __all__ = [
     "RandomSampling",
     "RandomizedVariableUncertainty",
     "Record",
+    "RecordValidator",
     "Split",
     "VariableUncertainty",
     "bin_features",

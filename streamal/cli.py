@@ -377,51 +377,85 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.delay < 0:
         raise ConfigError(f"--delay: must be >= 0, got {args.delay}")
     strategies = args.strategy or [BY_KEY["learner.strategy"].default]
-    results = []
-    for path in args.paths:
-        xs, ys, skipped = read_labelled(path, limit=args.max_records or None)
-        if not ys:
-            raise ConfigError(f"{path}: no labelled records (is there a 'label' column?)")
-        if skipped:
-            log.warning("%s: skipped %d malformed rows", path, skipped)
-        total = len(ys) * runs_needed(
-            strategies, args.seeds, options["exploration"], options["drift_boost"], any(noises),
-            args.delay, options["late_exploration"], options["exploration_share"],
-        )  # fmt: skip
-        for budget in budgets:
-            progress = None
-            if args.progress is not False:
-                progress = Progress(total, force=bool(args.progress))
-            result = replay(
-                xs, ys, strategies, budget=budget, seeds=args.seeds, delay=args.delay,
-                noises=noises, progress=progress, **options,
+    results: list[dict[str, Any]] = []
+    try:
+        for path in args.paths:
+            xs, ys, skipped = read_labelled(path, limit=args.max_records or None)
+            if not ys:
+                raise ConfigError(f"{path}: no labelled records (is there a 'label' column?)")
+            if skipped:
+                log.warning("%s: skipped %d malformed rows", path, skipped)
+            total = len(ys) * runs_needed(
+                strategies, args.seeds, options["exploration"], options["drift_boost"],
+                any(noises), args.delay, options["late_exploration"], options["exploration_share"],
             )  # fmt: skip
-            result["dataset"] = Path(path).name
-            result["skipped_rows"] = skipped
-            results.append(result)
-            print(format_table(result, title=f"== {Path(path).name}"))
-            print()
+            every_label: dict = {}  # learning on every label does not depend on the budget
+            for budget in budgets:
+                progress = None
+                if args.progress is not False:
+                    progress = Progress(total, force=bool(args.progress))
+                result = replay(
+                    xs, ys, strategies, budget=budget, seeds=args.seeds, delay=args.delay,
+                    noises=noises, progress=progress, every_label=every_label, **options,
+                )  # fmt: skip
+                result["dataset"] = Path(path).name
+                result["skipped_rows"] = skipped
+                results.append(result)
+                print(format_table(result, title=f"== {Path(path).name}"))
+                print()
+    except KeyboardInterrupt:
+        # what is done is kept: the tables printed, and the JSON of those results
+        if args.json and results:
+            _write_results(args.json, results, partial=True)
+        kept = f"; {len(results)} finished result(s) kept in {args.json}" if (
+            args.json and results) else ""  # fmt: skip
+        print(f"\nstreamal: interrupted{kept}", file=sys.stderr)
+        return 130
     if len(results) > 1:
         print(format_efficiency(results))
         print()
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"results": results}, indent=2, default=str))
+        _write_results(args.json, results)
         print(f"results written to {args.json}")
     return 0
 
 
+def _write_results(path: str, results: list[dict[str, Any]], partial: bool = False) -> None:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    body: dict[str, Any] = {"results": results}
+    if partial:
+        body["partial"] = True
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(body, indent=2, default=str))
+    tmp.replace(out)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from streamal.report import build_report
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "streamal report needs matplotlib, which is not installed: "
+            "pip install 'streamal[report]'"
+        ) from None
 
     path = Path(args.results)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     try:
         results = json.loads(path.read_text())["results"]
-    except (json.JSONDecodeError, KeyError, TypeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
         raise ConfigError(f"{path}: not a results file of streamal replay --json") from None
-    page = build_report(results, title=args.title)
+    try:
+        page = build_report(results, title=args.title)
+    except (KeyError, TypeError, IndexError, ValueError) as e:
+        what = f"missing {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+        raise ConfigError(
+            f"{path}: not a complete results file of streamal replay --json ({what})"
+        ) from None
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(page)
     print(f"report written to {args.out} ({len(results)} result(s))")

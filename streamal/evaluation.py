@@ -295,9 +295,14 @@ def replay(
     exploration: float = 0.0,
     noises: Sequence[float] = (),
     progress: Progress | None = None,
+    every_label: dict[tuple, RunResult] | None = None,
     **learner_options: Any,
 ) -> dict[str, Any]:
     """Run strategies x seeds, random sampling x seeds and all labels once.
+
+    ``every_label`` is a cache of the every-label runs, which do not depend
+    on the budget: pass one dict to the replays of one file at several
+    budgets and each such run is made once.
 
     Deterministic strategies run once whatever ``seeds`` is: every seed
     would give the same decisions. With exploration, a drift boost, late
@@ -323,20 +328,18 @@ def replay(
                     **learner_options,
                 )
             )  # fmt: skip
+    cache = every_label if every_label is not None else {}
+    unsupervised = learner_options.get("unsupervised", "labelled")
     for seed in every_label_seeds:
-        runs.append(
-            run_all_labels(
-                xs,
-                ys,
-                model=model,
-                clip=clip,
-                delay=delay,
-                noises=noises,
-                seed=seed,
-                unsupervised=learner_options.get("unsupervised", "labelled"),
-                on_progress=step,
-            )
-        )
+        key = (seed, model, clip, delay, tuple(noises), unsupervised)
+        if key not in cache:
+            cache[key] = run_all_labels(
+                xs, ys, model=model, clip=clip, delay=delay, noises=noises, seed=seed,
+                unsupervised=unsupervised, on_progress=step,
+            )  # fmt: skip
+        elif step is not None:
+            step(len(ys))
+        runs.append(cache[key])
     summary = []
     for name in [*names, ALL_LABELS]:
         mine = [r for r in runs if r.strategy == name]

@@ -54,6 +54,10 @@ class EntropySampling(_Drawn):
     windowed estimate bounds the spending and an empty prediction has
     utility 1.
 
+    Its utility is the entropy (``preferred_utility``, what ``"auto"``
+    picks): the rule was made for it, and least confidence, at most 0.5 on
+    two classes, would keep every probability under 0.125.
+
     Parameters
     ----------
     budget
@@ -79,6 +83,8 @@ class EntropySampling(_Drawn):
     Literature Survey, section 3.1.
     """
 
+    preferred_utility = "entropy"
+
     def __init__(
         self, budget: float = 0.1, discount_factor: float = 3.0, w: int = 100,
         seed: int | None = None,
@@ -100,6 +106,9 @@ class SelectiveSampling(_Drawn):
     class probability). Records near the boundary are almost always queried,
     confident ones seldom but never never, so drift far from the boundary
     is noticed too.
+
+    Its utility is the margin (``preferred_utility``, what ``"auto"`` picks),
+    as the rule is stated.
 
     Parameters
     ----------
@@ -126,6 +135,8 @@ class SelectiveSampling(_Drawn):
     Cesa-Bianchi, Gentile, Zaniboni (2006). Worst-case analysis of selective
     sampling for linear classification. JMLR 7, 1205-1230.
     """
+
+    preferred_utility = "margin"
 
     def __init__(self, budget: float = 0.1, b: float = 0.1, w: int = 100, seed: int | None = None):
         super().__init__(budget, w, seed)

@@ -25,7 +25,8 @@ class RandomSampling(QueryStrategy):
         the budget (about 8.8 % at 10 %). ``None``: spend the whole budget,
         paced. Each record is queried with probability ``budget * (1 +
         d)``, bounded to [0, 1], where ``d = budget * n - queried`` is how
-        many labels it is behind after ``n`` records: the choice of records
+        many labels it is behind after the ``n`` records it was allowed to
+        query (those a hard cap held back do not count): the choice of records
         stays blind to them, and it spends what the strategies it is
         compared with spend (plain Bernoulli draws, cut by the learner's hard
         cap whenever they run ahead, spent 4.6 % at 5 % on 1,500 records).
@@ -62,9 +63,15 @@ class RandomSampling(QueryStrategy):
     def ask(self, utility: float, allowed: bool = True) -> bool:
         draw = self._rng.random()
         if self.w is None:
+            if not allowed:
+                # a record the cap held back is not one it fell behind on: counted, it
+                # would make every record the cap lets through a sure query, and the
+                # draws periodic (every other record at a budget of 0.5)
+                self.query_probability = 0.0
+                return False
             self._seen += 1
             behind = self.budget * self._seen - self._queried
-            p = min(1.0, max(0.0, self.budget * (1.0 + behind))) if allowed else 0.0
+            p = min(1.0, max(0.0, self.budget * (1.0 + behind)))
             query = draw < p
             self._queried += query
             self.query_probability = p
