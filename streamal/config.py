@@ -26,11 +26,32 @@ from streamal.model import CLIP, MODELS, UNSUPERVISED
 from streamal.strategies import STRATEGIES
 from streamal.utility import AUTO, UTILITIES
 
-__all__ = ["Option", "OPTIONS", "ConfigError", "check", "load_settings", "learner_settings"]
+__all__ = [
+    "Option",
+    "OPTIONS",
+    "ConfigError",
+    "SettingsChanged",
+    "check",
+    "load_settings",
+    "learner_settings",
+    "settings_to_resume_with",
+]
 
 
 class ConfigError(ValueError):
     """An invalid configuration value; the message names the key."""
+
+
+class SettingsChanged(ConfigError):
+    """A resume whose settings differ from the saved state's; the message names each one."""
+
+    def __init__(self, where: str, changed: list[tuple[str, Any, Any]]):
+        self.changed = changed
+        what = "; ".join(f"{flag} {new!r} (saved: {old!r})" for flag, old, new in changed)
+        super().__init__(
+            f"{where} was saved with other settings: {what}. Run with the saved values, "
+            "or pass --resume-as-saved to keep them, or remove the saved state to start over"
+        )
 
 
 @dataclass(frozen=True)
@@ -599,3 +620,32 @@ def learner_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """
     return {o.flag: settings[o.key] for o in OPTIONS
             if o.key.startswith(_SAVED_WITH_STATE) and o.key in settings}  # fmt: skip
+
+
+def settings_to_resume_with(
+    saved: Mapping[str, Any], current: Mapping[str, Any], where: str, keep_saved: bool = False
+) -> dict[str, Any]:
+    """The settings a resume goes on with: ``current`` when they agree with ``saved``;
+    ``saved`` when told to keep them (a warning names what is ignored); else
+    ``SettingsChanged``.
+
+    >>> settings_to_resume_with({"--budget": 0.1}, {"--budget": 0.1}, "state")
+    {'--budget': 0.1}
+    >>> settings_to_resume_with({"--budget": 0.1}, {"--budget": 0.2}, "state")
+    Traceback (most recent call last):
+    ...
+    streamal.config.SettingsChanged: state was saved with other settings: --budget 0.2 ...
+    """
+    changed = [(flag, saved[flag], value) for flag, value in current.items()
+               if flag in saved and saved[flag] != value]  # fmt: skip
+    if not changed:
+        return dict(current)
+    if not keep_saved:
+        raise SettingsChanged(where, changed)
+    import logging
+
+    logging.getLogger("streamal").warning(
+        "resuming with the settings %s was saved with; ignored: %s", where,
+        ", ".join(f"{flag} {new!r} (kept {old!r})" for flag, old, new in changed),
+    )  # fmt: skip
+    return {**current, **saved}

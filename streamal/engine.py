@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from streamal import checkpoint as ckpt
+from streamal.config import settings_to_resume_with
 from streamal.learner import ActiveLearner
 from streamal.records import BadInput, Label, Record
 from streamal.schema import InvalidRecord
@@ -57,18 +58,6 @@ class EngineStats:
 
 class Interrupted(Exception):
     """Raised by ``Engine.stop`` into a wait on the source."""
-
-
-class SettingsChanged(ValueError):
-    """A resume whose settings differ from the checkpoint's; the message names each one."""
-
-    def __init__(self, checkpoint: Path, changed: list[tuple[str, Any, Any]]):
-        self.changed = changed
-        what = "; ".join(f"{flag} {new!r} (saved: {old!r})" for flag, old, new in changed)
-        super().__init__(
-            f"{checkpoint} was saved with other settings: {what}. Run with the saved values, "
-            "or pass --resume-as-saved to keep them, or remove the checkpoint to start over"
-        )
 
 
 _END = object()
@@ -184,17 +173,10 @@ class Engine:
         if self.checkpoint is None or not self.checkpoint.exists():
             return False
         state = ckpt.load(self.checkpoint, self.checkpoint_key)
-        saved = state.get("settings", {})
-        changed = [(flag, saved[flag], value) for flag, value in self.settings.items()
-                   if flag in saved and saved[flag] != value]  # fmt: skip
-        if changed and not self.keep_saved_settings:
-            raise SettingsChanged(self.checkpoint, changed)
-        if changed:
-            log.warning(
-                "resuming with the checkpoint's settings; ignored: %s",
-                ", ".join(f"{flag} {new!r} (kept {old!r})" for flag, old, new in changed),
-            )
-            self.settings.update(saved)
+        self.settings = settings_to_resume_with(
+            state.get("settings", {}), self.settings, str(self.checkpoint),
+            self.keep_saved_settings,
+        )  # fmt: skip
         self.learner = ActiveLearner.from_state(state["learner"], clock=self.learner.clock)
         if "validator" in state:  # saved when the engine held the schema
             self.learner.validator = state["validator"]

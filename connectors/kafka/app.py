@@ -45,6 +45,7 @@ from connectors.kafka.messages import (
     encode_second_opinion,
 )
 from streamal.checkpoint import CheckpointError
+from streamal.config import learner_settings, settings_to_resume_with
 from streamal.learner import ActiveLearner
 from streamal.records import BadInput, Record
 from streamal.schema import InvalidRecord
@@ -54,6 +55,8 @@ __all__ = ["KafkaSettings", "KafkaApp", "LearnerGroup", "StateError"]
 log = logging.getLogger("streamal.kafka")
 
 _STATE_MAGIC = b"STREAMAL-STATE-1"
+#: changelog key of the mark that tells whether a process holds the group's key
+_KEY_CHECK = b"key-check"
 _MAX_STATE_BYTES = 64 * 1024 * 1024
 
 
@@ -203,6 +206,13 @@ class KafkaApp:
         HMAC key that signs learner snapshots on the changelog.
     metrics
         An optional ``streamal.metrics.Metrics``; it is pointed at this app.
+    settings_saved
+        The learner settings (``{"--flag": value}``) saved with each
+        partition's state; restoring a state saved with other values is
+        refused (``SettingsChanged``) unless ``keep_saved_settings``.
+    key_source
+        Where ``key`` came from, named in the error when the state on the
+        changelog was signed with another key.
     """
 
     def __init__(
@@ -215,8 +225,15 @@ class KafkaApp:
         summary_every: int = 0,
         max_records: int = 0,
         out: TextIO | None = None,
+        settings_saved: dict[str, Any] | None = None,
+        keep_saved_settings: bool = False,
+        key_source: str = "the key given",
     ):
         self.settings = settings
+        self.settings_saved = dict(settings_saved or {})
+        self.keep_saved_settings = keep_saved_settings
+        self.key_source = key_source
+        self._key_checked = False
         self.make_learner = make_learner
         self.key = key
         self.summary_every = summary_every
@@ -353,9 +370,15 @@ class KafkaApp:
         if not hmac.compare_digest(mac, hmac.new(self.key, payload, hashlib.sha256).digest()):
             raise StateError(
                 f"{where}: signature does not match; the snapshot was altered or signed with "
-                "another key - refusing to load it"
+                f"another key than {self.key_source} - refusing to load it. "
+                f"Every process of group {self.settings.group!r} needs the same key: pass it "
+                "with --checkpoint-key-file FILE or $STREAMAL_CHECKPOINT_KEY"
             )
         return pickle.loads(payload)
+
+    def _key_check(self) -> bytes:
+        """A value only a holder of the key can write: processes of a group compare it."""
+        return hmac.new(self.key, b"streamal key check", hashlib.sha256).digest()
 
     def _load_snapshots(self) -> None:
         """Read the changelog to its end and rebuild every partition's learner.
@@ -405,6 +428,14 @@ class KafkaApp:
         cores: dict[int, Any] = {}
         tables: dict[int, Any] = {}
         deltas: dict[int, list[tuple[int, Any]]] = {}
+        check = latest.pop(_KEY_CHECK, None)
+        self._key_checked = check is not None
+        if check is not None and not hmac.compare_digest(check, self._key_check()):
+            raise StateError(
+                f"{s.changelog_topic}: the group {s.group!r} signs its state with another key "
+                f"than {self.key_source}; pass the group's key with --checkpoint-key-file FILE "
+                "or $STREAMAL_CHECKPOINT_KEY"
+            )
         for key, value in latest.items():
             where = f"{s.changelog_topic}[{key.decode(errors='replace')}]"
             partition, _, kind = key.decode(errors="replace").partition("/")
@@ -421,6 +452,11 @@ class KafkaApp:
             else:
                 raise StateError(f"{where}: not a key this daemon writes")
         for p, core in cores.items():
+            saved = core.get("settings", {})
+            self.settings_saved = settings_to_resume_with(
+                saved, self.settings_saved, f"{s.changelog_topic} (partition {p})",
+                self.keep_saved_settings,
+            )  # fmt: skip
             learner = ActiveLearner.from_state(core["learner"])
             table = tables.get(p, {"seq": 0, "open": [], "closed": []})
             pending = learner.pending
@@ -453,7 +489,7 @@ class KafkaApp:
         self._seq[partition] = seq
         core_state = learner.state()
         core_state["pending"] = pending.shell()
-        core = {"learner": core_state, "seq": seq}
+        core = {"learner": core_state, "seq": seq, "settings": self.settings_saved}
         dump, sign = pickle.dumps, self._sign
         out: list[tuple[bytes, bytes | None]] = [
             (f"{partition}/core".encode(), sign(dump(core, protocol=5)))
@@ -534,6 +570,9 @@ class KafkaApp:
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         s = self.settings
         producer, consumer = self.producer, self.consumer
+        if not self._key_checked:  # the first state this group writes: the key's mark first
+            producer.send(s.changelog_topic, key=_KEY_CHECK, value=self._key_check())
+            self._key_checked = True
         for partition in sorted(self._dirty):
             for key, value in self._changes(partition):
                 producer.send(s.changelog_topic, key=key, value=value)
@@ -703,4 +742,7 @@ def from_settings(
         kafka, make_learner, key, metrics=metrics,
         summary_every=settings.get("output.summary_every", 0),
         max_records=settings.get("run.max_records", 0),
+        settings_saved=learner_settings(settings),
+        keep_saved_settings=settings.get("run.resume_as_saved", False),
+        key_source=settings.get("run.key_source", "the key given"),
     )  # fmt: skip
