@@ -391,23 +391,31 @@ class ActiveLearner:
         if self._each:  # pacing, density, confidence drift look at each record in turn
             return self._decide_each(records, now)
         first = self.n_records + 1
-        batch = [
-            r if isinstance(r, Record) else Record(f"r{first + i}", _as_dict(r))
-            for i, r in enumerate(records)
-        ]
         check = self.validator.check
-        refused = [(i, InvalidRecord(p)) for i, r in enumerate(batch)
-                   if (p := check(r.features)) is not None]  # fmt: skip
-        n_given = len(batch)
-        if refused:
-            at = {i for i, _ in refused}
-            batch = [r for i, r in enumerate(batch) if i not in at]
+        # a refused record leaves no trace, as with decide: it takes no id, no count
+        batch: list[Record] = []
+        refused: list[tuple[int, Exception]] = []
+        n_given = 0
+        for i, r in enumerate(records):
+            n_given += 1
+            if isinstance(r, Record):
+                features = r.features
+            else:
+                features = dict(r) if isinstance(r, Mapping) else r
+            problem = check(features)
+            if problem is not None:
+                refused.append((i, InvalidRecord(problem)))
+            elif isinstance(r, Record):
+                batch.append(r)
+            else:
+                batch.append(Record(f"r{first + len(batch)}", features))
         model = self.model
         try:
             probas, confidences = model.score_many([r.features for r in batch])
             failed: list[tuple[int, Exception]] = []
         except Exception:  # find the records at fault; the others go on
             batch, probas, confidences, failed = self._score_each(batch)
+        n_failed = len(failed)
         if refused:
             failed = _merge_failed(refused, failed, n_given)
         if self._least_confidence:
@@ -422,7 +430,7 @@ class ActiveLearner:
             predictions = [model.prediction_of(p) for p in probas]
             policy = _Told(policy, self._strategy.observe_prediction, predictions, probas)
         queries, query_probabilities = cap.ask_each(policy, utilities)
-        self.n_records += len(batch) + len(failed)  # failed ones too: ids stay unique
+        self.n_records += len(batch) + n_failed  # the model's failures too: ids stay unique
         times = self._times(batch, now)
         request_ids: list[str | None] = [None] * len(batch)
         add, prediction_of = self.pending.add, model.prediction_of
@@ -658,9 +666,7 @@ class ActiveLearner:
                 problem = f"label {label!r} is not one of the classes {known!r}"
             return f"{problem or f'invalid label {label!r}'} (request {request_id!r})"
         if outcome in ("unknown", "duplicate", "expired"):
-            what = {"unknown": "no open request", "duplicate": "a request already answered",
-                    "expired": "a request that expired"}[outcome]  # fmt: skip
-            return f"label for {what} {request_id!r}"
+            return f"label for {outcome} request {request_id!r}"
         return f"label for request {request_id!r} not applied: {outcome}"
 
     def add_class(self, label: Any) -> None:

@@ -104,7 +104,7 @@ class Decisions(Sequence[Decision | None]):
     >>> len(batch), batch[1], str(batch.failed[0][1])
     (3, None, "feature 'x' has unsupported type NoneType")
     >>> [(i, d.request_id) for i, d in batch.queried()]
-    [(0, 'q-r1'), (2, 'q-r3')]
+    [(0, 'q-r1'), (2, 'q-r2')]
     """
 
     __slots__ = ("_columns", "_predict", "_predictions", "_reason", "_where", "failed")

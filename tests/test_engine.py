@@ -81,7 +81,7 @@ def test_rejected_labels_are_dead_lettered_with_their_reason():
     )  # fmt: skip
     engine.run()
     assert [d["kind"] for d in dead] == ["label", "label"]
-    assert dead[0]["reason"] == "label for no open request 'q-nope'"
+    assert dead[0]["reason"] == "label for unknown request 'q-nope'"
     assert engine.learner.labels_rejected["unknown"] == 1
     assert engine.stats.bad_labels["malformed"] == 1
 

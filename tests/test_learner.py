@@ -351,7 +351,8 @@ def test_a_record_the_model_cannot_score_fails_alone_in_its_batch():
     assert [i for i, _ in batch.queried()] == [0, 2]
     assert learner.n_queries == 2 and len(learner.pending) == 2
     again = learner.decide_many([{"x": 2.0}])
-    assert again[0].record_id == "r5"  # ids stay unique after failures
+    # refused records leave no trace, as with decide: no id, no count; ids stay unique
+    assert again[0].record_id == "r3" and learner.n_records == 3
 
 
 def test_live_accuracy_estimate_is_honest_with_exploration():
