@@ -137,3 +137,50 @@ def test_tampered_state_is_refused(topics, tmp_path):
     _, err = err_proc.communicate(timeout=120)
     assert err_proc.returncode == 2
     assert "signature does not match" in err
+
+
+def test_flat_records_with_a_stray_first_message_and_a_null_label(topics, tmp_path):
+    stray = {"id": "oops", "ts": 5}
+    flat = [{"id": f"e{i}", "ts": 1000.0 + i, **r["features"], "label": "leak"}
+            for i, r in enumerate(sea_records(400))]  # fmt: skip
+    topics.produce(topics.records, [stray, *flat])
+    daemon(topics, "--exit-when-idle", 2, "--budget", "0.5", cwd=tmp_path)
+    requests = topics.read(topics.requests)
+    # the envelope never became a feature, and the stray message fixed no schema
+    assert requests and all(set(r["features"]) == {"0", "1", "2"} for r in requests)
+    assert requests[0]["record_id"].startswith("e")
+    topics.produce(topics.labels, [{"request_id": requests[0]["request_id"], "label": None}])
+    daemon(topics, "--exit-when-idle", 2, "--budget", "0.5", cwd=tmp_path)
+    dead = topics.read(topics.dead)
+    assert [d["reason"] for d in dead] == [
+        "record has no features (only its envelope: id, ts)",
+        f"label for {requests[0]['request_id']!r} is null",
+    ]
+    assert dead[0]["where"] == f"{topics.records}/0/0"
+    assert _state(topics, tmp_path).learners[0].n_records == 400
+
+
+def test_a_process_with_another_key_is_refused_naming_its_key_file(topics, tmp_path):
+    topics.produce(topics.records, sea_records(300))
+    daemon(topics, "--exit-when-idle", 2, cwd=tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = daemon(topics, "--exit-when-idle", 2, cwd=elsewhere, wait=False)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    line = err.strip().splitlines()[-1]
+    key_file = elsewhere / "streamal-out" / "state.key"
+    assert line.startswith("streamal: error: ") and str(key_file) in line
+    assert "--checkpoint-key-file" in line and "Traceback" not in err
+    # with the group's key it resumes
+    key = tmp_path / "streamal-out" / "state.key"
+    daemon(topics, "--exit-when-idle", 2, "--checkpoint-key-file", key, cwd=elsewhere)
+
+
+def test_resuming_the_group_with_another_budget_is_refused(topics, tmp_path):
+    topics.produce(topics.records, sea_records(300))
+    daemon(topics, "--exit-when-idle", 2, cwd=tmp_path)
+    proc = daemon(topics, "--exit-when-idle", 2, "--budget", "0.3", cwd=tmp_path, wait=False)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert "--budget 0.3 (saved: 0.1)" in err.strip().splitlines()[-1]
