@@ -406,3 +406,25 @@ def test_sigterm_stops_an_idle_stdin_run_within_two_seconds(tmp_path):
 
 def test_source_errors_are_value_errors():
     assert issubclass(SourceError, ValueError)
+
+
+def test_replay_learns_on_every_label_once_per_file_whatever_the_budgets(monkeypatch):
+    from river.datasets import synth
+
+    from streamal import evaluation
+
+    calls = []
+    real = evaluation.run_all_labels
+    monkeypatch.setattr(
+        evaluation, "run_all_labels", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    data = [({str(k): v for k, v in x.items()}, y) for x, y in synth.SEA(seed=2).take(500)]
+    xs, ys = [x for x, _ in data], [y for _, y in data]
+    cache: dict = {}
+    first = evaluation.replay(xs, ys, ["variable_uncertainty"], budget=0.05, every_label=cache)
+    second = evaluation.replay(xs, ys, ["variable_uncertainty"], budget=0.1, every_label=cache)
+    assert len(calls) == 1
+    assert first["summary"][-1] == {
+        **second["summary"][-1],
+        "efficiency": first["summary"][-1]["efficiency"],
+    }

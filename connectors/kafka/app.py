@@ -283,6 +283,8 @@ class KafkaApp:
                 if self._stopping:
                     return self.stats
                 time.sleep(s.retry_seconds)
+                if self._stopping:  # a stop during the wait: no new clients to start
+                    return self.stats
 
     def _start(self) -> None:
         s = self.settings
