@@ -34,7 +34,7 @@ from streamal.drift import DriftMonitor
 from streamal.model import Classifier, default_model
 from streamal.pending import PendingRequest, PendingRequests
 from streamal.records import Decision, Decisions, Record
-from streamal.schema import InvalidRecord, RecordValidator
+from streamal.schema import InvalidRecord, RecordValidator, is_text
 from streamal.strategies import PerClassQuantileFilter, QueryStrategy
 from streamal.strategies import get as get_strategy
 from streamal.strategies.exploration import Exploration
@@ -848,9 +848,7 @@ def _label_problem(label: Any) -> str | None:
     if isinstance(label, float) and not math.isfinite(label):
         return f"label is {label!r}, not a class"
     if isinstance(label, str):
-        try:
-            label.encode("utf-8")
-        except UnicodeEncodeError:
+        if not is_text(label):
             return "label is not valid text"
         return None if label else "label is empty"
     if isinstance(label, bool | int | float):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamal.schema import ENVELOPE
+from streamal.schema import ENVELOPE, is_text
 
 __all__ = ["Record", "Decision", "Decisions", "Label", "BadInput", "record_from_object"]
 
@@ -203,7 +203,7 @@ class BadInput:
         letter: dict[str, Any] = {"reason": self.reason, "where": self.where}
         raw = self.raw
         if isinstance(raw, str):  # undecodable bytes ride in it as lone surrogates
-            raw = _original_bytes(raw) if _not_utf8(raw) else raw
+            raw = raw if is_text(raw) else _original_bytes(raw)
         if isinstance(raw, bytes | bytearray):
             try:
                 letter["raw"] = bytes(raw).decode("utf-8")
@@ -219,14 +219,6 @@ def _original_bytes(text: str) -> bytes:
         return text.encode("utf-8", "surrogateescape")  # bytes a file reader could not decode
     except UnicodeEncodeError:
         return text.encode("utf-8", "surrogatepass")  # a lone surrogate escaped in JSON
-
-
-def _not_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def record_from_object(

@@ -54,13 +54,14 @@ def _unusable(name: str, value: float) -> str:
     return f"feature {name!r} is too large to learn from (beyond 1e100): {shown}"
 
 
-def _not_text(s: str) -> bool:
-    """True for a string that cannot be written as UTF-8 (a lone surrogate)."""
+def is_text(s: str) -> bool:
+    """False for a string that cannot be written as UTF-8: one holding a lone
+    surrogate, as undecodable bytes or an escape such as ``"\\ud800"`` leave."""
     try:
         s.encode("utf-8")
     except UnicodeEncodeError:
-        return True
-    return False
+        return False
+    return True
 
 
 def _bad_name(name: Any) -> str | None:
@@ -71,7 +72,7 @@ def _bad_name(name: Any) -> str | None:
         return f"feature name {_shown(name)} is not a string"
     if name in ENVELOPE:
         return f"{name!r} is part of the record's envelope, not a feature"
-    if not name or _not_text(name):
+    if not name or not is_text(name):
         return f"feature name {_shown(name)} is not valid text"
     return None
 
@@ -125,7 +126,7 @@ class RecordValidator:
             elif kind is str:
                 if numeric is not None and name in numeric:
                     return f"feature {name!r} must be a number, got {_shown(value)}"
-                if _not_text(value):
+                if not is_text(value):
                     return f"feature {name!r} is not valid text"
             elif isinstance(value, int | float):  # bool is an int; numpy's float64 a float
                 try:

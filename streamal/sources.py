@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from streamal.records import BadInput, Record, record_from_object
-from streamal.schema import ENVELOPE
+from streamal.schema import ENVELOPE, is_text
 
 __all__ = [
     "IterableSource",
@@ -105,18 +105,10 @@ def _lines(path: str | Path, f: io.TextIOBase) -> Iterator[tuple[int, str, str |
                 pass
             yield n, line[:200], f"line longer than {MAX_LINE} characters"
             continue
-        if _has_surrogates(line):
+        if not is_text(line):
             yield n, line.rstrip("\r\n"), "line is not valid UTF-8"
             continue
         yield n, line, None
-
-
-def _has_surrogates(line: str) -> bool:
-    try:
-        line.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _number(text: str) -> float | str:
