@@ -100,21 +100,19 @@ class RecordValidator:
 
     def check(self, features: Any) -> str | None:
         """``None`` if the features are usable, else why not in one line."""
-        if type(features) is not dict:
-            if not isinstance(features, dict):
-                return f"features must be an object of name -> value, got {type(features).__name__}"
+        try:
+            # the usual record, in two C-level passes: the names the first good record
+            # had, and numbers whose sum is finite and not huge; anything else (a string,
+            # a new name, NaN) takes the loop below, which names the problem
+            if features.keys() == self.names and sum(map(abs, features.values())) <= _LARGEST:
+                return None
+        except (AttributeError, TypeError, ValueError, OverflowError):  # OverflowError: an
+            pass  # int past float range
+        if not isinstance(features, dict):
+            return f"features must be an object of name -> value, got {type(features).__name__}"
         if not features:
             return "record has no features"
         numeric = self.numeric
-        if numeric is not None and features.keys() == self.names:
-            # fast path for the usual record: known names, numbers wherever a sum
-            # works, none of them NaN, infinite or huge; anything else takes the
-            # loop that names the problem
-            try:
-                if sum(map(abs, features.values())) <= _LARGEST:
-                    return None
-            except (TypeError, OverflowError):  # OverflowError: an int past float range
-                pass
         names = self.names
         for name, value in features.items():
             kind = type(value)
