@@ -34,7 +34,7 @@ from streamal.drift import DriftMonitor
 from streamal.model import Classifier, default_model
 from streamal.pending import PendingRequest, PendingRequests
 from streamal.records import Decision, Decisions, Record
-from streamal.schema import InvalidRecord, RecordValidator, is_text
+from streamal.schema import LARGEST, InvalidRecord, RecordValidator, is_text
 from streamal.strategies import PerClassQuantileFilter, QueryStrategy
 from streamal.strategies import get as get_strategy
 from streamal.strategies.exploration import Exploration
@@ -309,8 +309,14 @@ class ActiveLearner:
         """Score one record and decide whether to request its label."""
         if not isinstance(record, Record):
             record = Record(id=f"r{self.n_records + 1}", features=_as_dict(record))
-        problem = self.validator.check(record.features)
-        if problem is not None:
+        features, validator = record.features, self.validator
+        try:  # the validator's own first test, here to save a call on the hot path
+            usual = (
+                features.keys() == validator.names and sum(map(abs, features.values())) <= LARGEST
+            )
+        except (AttributeError, TypeError, ValueError, OverflowError):
+            usual = False
+        if not usual and (problem := validator.check(features)) is not None:
             raise InvalidRecord(problem)
         if now is None:
             if record.ts is not None:
@@ -391,24 +397,24 @@ class ActiveLearner:
         if self._each:  # pacing, density, confidence drift look at each record in turn
             return self._decide_each(records, now)
         first = self.n_records + 1
-        check = self.validator.check
-        # a refused record leaves no trace, as with decide: it takes no id, no count
-        batch: list[Record] = []
+        given = [r if isinstance(r, Record) else _as_dict_or_none(r) for r in records]
+        n_given = len(given)
+        features = [r.features if isinstance(r, Record) else r for r in given]
+        problems = self.validator.check_many(features)
         refused: list[tuple[int, Exception]] = []
-        n_given = 0
-        for i, r in enumerate(records):
-            n_given += 1
-            if isinstance(r, Record):
-                features = r.features
-            else:
-                features = dict(r) if isinstance(r, Mapping) else r
-            problem = check(features)
-            if problem is not None:
-                refused.append((i, InvalidRecord(problem)))
-            elif isinstance(r, Record):
-                batch.append(r)
-            else:
-                batch.append(Record(f"r{first + len(batch)}", features))
+        if problems is None:
+            batch = [r if isinstance(r, Record) else Record(f"r{first + i}", features[i])
+                     for i, r in enumerate(given)]  # fmt: skip
+        else:
+            # a refused record leaves no trace, as with decide: it takes no id, no count
+            batch = []
+            for i, (r, problem) in enumerate(zip(given, problems, strict=True)):
+                if problem is not None:
+                    refused.append((i, InvalidRecord(problem)))
+                elif isinstance(r, Record):
+                    batch.append(r)
+                else:
+                    batch.append(Record(f"r{first + len(batch)}", features[i]))
         model = self.model
         try:
             probas, confidences = model.score_many([r.features for r in batch])
@@ -865,6 +871,11 @@ def _as_dict(features: Any) -> dict[str, Any]:
     raise InvalidRecord(
         f"features must be a mapping of name -> value, got {type(features).__name__}"
     )
+
+
+def _as_dict_or_none(features: Any) -> Any:
+    """A mapping as a dict of its own; anything else as it is, for the validator to name."""
+    return dict(features) if isinstance(features, Mapping) else features
 
 
 def _merge_failed(

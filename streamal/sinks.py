@@ -51,20 +51,28 @@ def _default(obj: Any) -> Any:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _strict(obj: Any) -> Any:
+#: deeper than this, a value written out is cut short (JSON input may nest deeper
+#: than the encoder can recurse)
+_MAX_DEPTH = 64
+
+
+def _strict(obj: Any, depth: int = 0) -> Any:
     """``obj`` with what strict JSON in UTF-8 cannot hold made text: NaN and
-    infinities as ``"nan"``/``"inf"``, lone surrogates as U+FFFD."""
+    infinities as ``"nan"``/``"inf"``, lone surrogates as U+FFFD, nesting past
+    ``_MAX_DEPTH`` as ``"..."``."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else repr(obj)
     if isinstance(obj, str):
         return _SURROGATE.sub("\ufffd", obj)
+    if isinstance(obj, dict | list | tuple | set | frozenset) and depth >= _MAX_DEPTH:
+        return "..."
     if isinstance(obj, dict):
-        return {_strict(str(k) if not isinstance(k, str) else k): _strict(v)
+        return {_strict(k if isinstance(k, str) else str(k)): _strict(v, depth + 1)
                 for k, v in obj.items()}  # fmt: skip
     if isinstance(obj, list | tuple | set | frozenset):
-        return [_strict(v) for v in obj]
+        return [_strict(v, depth + 1) for v in obj]
     if hasattr(obj, "item"):
-        return _strict(obj.item())
+        return _strict(obj.item(), depth)
     return obj
 
 
@@ -74,7 +82,8 @@ def _encode(obj: Any) -> bytes:
             obj, default=_default, separators=(",", ":"), allow_nan=False, ensure_ascii=False
         )
         return text.encode("utf-8")
-    except (ValueError, UnicodeEncodeError, TypeError):  # NaN, a lone surrogate, odd keys
+    except (ValueError, UnicodeEncodeError, TypeError, RecursionError):
+        # NaN, a lone surrogate, odd keys, nesting past the encoder's depth
         text = json.dumps(_strict(obj), default=_default, separators=(",", ":"), ensure_ascii=False)
         return text.encode("utf-8", "replace")
 
