@@ -397,33 +397,33 @@ class ActiveLearner:
         if self._each:  # pacing, density, confidence drift look at each record in turn
             return self._decide_each(records, now)
         first = self.n_records + 1
-        given = [r if isinstance(r, Record) else _as_dict_or_none(r) for r in records]
-        n_given = len(given)
-        features = [r.features if isinstance(r, Record) else r for r in given]
+        records = records if isinstance(records, list) else list(records)
+        batch = [r if isinstance(r, Record) else Record(f"r{first + i}", _as_dict_or_none(r))
+                 for i, r in enumerate(records)]  # fmt: skip
+        features = [r.features for r in batch]
         problems = self.validator.check_many(features)
         refused: list[tuple[int, Exception]] = []
-        if problems is None:
-            batch = [r if isinstance(r, Record) else Record(f"r{first + i}", features[i])
-                     for i, r in enumerate(given)]  # fmt: skip
-        else:
+        if problems is not None:
             # a refused record leaves no trace, as with decide: it takes no id, no count
-            batch = []
-            for i, (r, problem) in enumerate(zip(given, problems, strict=True)):
+            kept: list[Record] = []
+            for i, (r, problem) in enumerate(zip(batch, problems, strict=True)):
                 if problem is not None:
                     refused.append((i, InvalidRecord(problem)))
-                elif isinstance(r, Record):
-                    batch.append(r)
+                elif isinstance(records[i], Record):
+                    kept.append(r)
                 else:
-                    batch.append(Record(f"r{first + len(batch)}", features[i]))
+                    kept.append(Record(f"r{first + len(kept)}", r.features))
+            batch = kept
+            features = [r.features for r in batch]
         model = self.model
         try:
-            probas, confidences = model.score_many([r.features for r in batch])
+            probas, confidences = model.score_many(features)
             failed: list[tuple[int, Exception]] = []
         except Exception:  # find the records at fault; the others go on
             batch, probas, confidences, failed = self._score_each(batch)
         n_failed = len(failed)
         if refused:
-            failed = _merge_failed(refused, failed, n_given)
+            failed = _merge_failed(refused, failed, len(records))
         if self._least_confidence:
             utilities = [1.0 - c for c in confidences]
         else:
