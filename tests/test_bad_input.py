@@ -441,3 +441,16 @@ def test_a_record_nested_deeper_than_the_encoder_goes_is_still_dead_lettered(tmp
     (letter,) = [json.loads(line) for line in dead_path.read_text().splitlines()]
     assert letter["reason"] == "feature 'x' has unsupported type list"
     assert letter["where"] == "<iterable>:0"
+
+
+def test_stdin_with_bytes_that_are_not_records_runs_to_the_end(tmp_path):
+    data = b'\xff\xfe garbage\n{"x": 1.0}\n[1, 2]\n{"x": 2.0, "label": "a"}\n' + b"{" * 5000 + b"\n"
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamal", "run", "--source", "-", "--metrics-port", "0"],
+        input=data, cwd=tmp_path, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    dead = [json.loads(line) for line in
+            (tmp_path / "streamal-out/dead-letters.jsonl").read_text().splitlines()]  # fmt: skip
+    assert [d["where"] for d in dead] == ["<stdin>:1", "<stdin>:3", "<stdin>:5"]
+    assert base64.b64decode(dead[0]["data"]["raw_base64"]) == b"\xff\xfe garbage"
