@@ -5,7 +5,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY streamal ./streamal
 COPY connectors ./connectors
-RUN pip install --no-cache-dir . && useradd --create-home streamal
+RUN pip install --no-cache-dir ".[kafka]" && useradd --create-home streamal
 USER streamal
 WORKDIR /home/streamal
 

@@ -28,7 +28,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from river import linear_model, preprocessing
 from river.datasets import synth
 
-from connectors.kafka.app import KafkaApp, KafkaSettings
+from streamal.connectors.kafka.app import KafkaApp, KafkaSettings
 from streamal import ActiveLearner, VariableUncertainty
 
 TRAIN = [({f"x{k}": v for k, v in x.items()}, y) for x, y in synth.Hyperplane(seed=7).take(500)]
@@ -111,7 +111,7 @@ def main() -> None:
 
     broker = None
     if not args.bootstrap:
-        from connectors.kafka.broker import Broker
+        from streamal.connectors.kafka.broker import Broker
 
         broker = Broker(heap="1g").start()
         args.bootstrap = broker.bootstrap

@@ -329,7 +329,13 @@ def _find_app(spec: str) -> Any:
     name = spec.split(":", 1)[0]
     for ep in entry_points(group="streamal.apps"):
         if ep.name == name:
-            return ep.load()
+            try:
+                return ep.load()
+            except ImportError as e:  # an extra not installed
+                raise ConfigError(
+                    f"source.spec: {name!r} needs {e.name or 'a package'}, which is not "
+                    f"installed: pip install 'streamal[{name}]'"
+                ) from None
     return None
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = Path(os.environ.get("STREAMAL_DATASETS", ROOT.parent / "shared" / "datasets"))
+# the small datasets ship with the repository (covtype: benchmarks/fetch_dataset.py)
+DATASETS = Path(os.environ.get("STREAMAL_DATASETS", ROOT / "benchmarks" / "datasets"))
 
 
 def free_port() -> int:
@@ -37,7 +38,7 @@ def dataset():
     def get(name):
         path = DATASETS / name
         if not path.exists():
-            pytest.fail(f"dataset {path} missing; set STREAMAL_DATASETS to the datasets folder")
+            pytest.fail(f"dataset {path} missing (benchmarks/datasets ships it)")
         return path
 
     return get

@@ -18,3 +18,74 @@ def test_learner_benchmark_runs_every_comparison():
     assert out.count("ratio minimal/bare") == 2
     assert "its pipeline" in out  # the default binned model's snapshot, side by side
     assert "speed-up" in out
+
+
+def _serve(tmp_path, files):
+    """A local HTTP server for the fetch (these machines have no internet)."""
+    import functools
+    import http.server
+    import threading
+
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def _wheel(csv: bytes) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("skmultiflow/data/datasets/covtype.csv", csv)
+    return buf.getvalue()
+
+
+def test_fetch_checks_both_sha256_and_writes_the_shipped_format(tmp_path):
+    import gzip
+    import hashlib
+
+    import pytest
+
+    sys.path.insert(0, str(BENCH.parent))
+    from fetch_dataset import FetchError, Origin, fetch
+
+    csv = b"Elevation,Aspect,Cover_Type\n2596,51,5\n2590,56,5\n"
+    wheel = _wheel(csv)
+    expected = b"Elevation,Aspect,label\n2596,51,5\n2590,56,5\n"
+    buf = __import__("io").BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as f:
+        f.write(expected)
+    sha = hashlib.sha256
+    served = tmp_path / "served"
+    served.mkdir()
+    server, base = _serve(served, {"w.whl": wheel, "other.whl": _wheel(csv + b"1,2,3\n")})
+    try:
+        origin = Origin(
+            f"{base}/w.whl",
+            sha(wheel).hexdigest(),
+            "skmultiflow/data/datasets/covtype.csv",
+            sha(buf.getvalue()).hexdigest(),
+        )
+        out = tmp_path / "out"
+        path = fetch("covtype", out, origin)
+        assert gzip.decompress(path.read_bytes()) == expected
+        assert fetch("covtype", out, origin) == path  # already there: left alone
+        # a download that is not what its sha256 says writes nothing
+        for bad in (origin.__class__(f"{base}/other.whl", origin.sha256, origin.member,
+                                     origin.result_sha256),
+                    origin.__class__(origin.url, origin.sha256, origin.member, "0" * 64),
+                    origin.__class__(f"{base}/missing.whl", origin.sha256, origin.member,
+                                     origin.result_sha256)):  # fmt: skip
+            with pytest.raises(FetchError):
+                fetch("covtype", tmp_path / "nothing", bad)
+            assert not (tmp_path / "nothing").exists()
+        with pytest.raises(FetchError, match="no dataset named 'nope'"):
+            fetch("nope", out)
+    finally:
+        server.shutdown()
+        sys.path.remove(str(BENCH.parent))

@@ -6,7 +6,7 @@ import pickle
 import pytest
 from prometheus_client import CollectorRegistry
 
-from connectors.kafka.app import (
+from streamal.connectors.kafka.app import (
     KafkaApp,
     KafkaSettings,
     LearnerGroup,
@@ -14,7 +14,7 @@ from connectors.kafka.app import (
     _await_leaders,
     _Restart,
 )
-from connectors.kafka.messages import (
+from streamal.connectors.kafka.messages import (
     decode_label,
     decode_record,
     encode_dead_letter,

@@ -37,7 +37,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
-from connectors.kafka.messages import (
+from streamal.connectors.kafka.messages import (
     decode_label,
     decode_record,
     encode_dead_letter,

@@ -5,8 +5,8 @@ The broker is Apache Kafka's own jars, fetched from Maven Central with the
 cached under ``$STREAMAL_KAFKA_HOME`` (default ``~/.cache/streamal/kafka``).
 It needs Java 17+ and Maven.
 
-    python -m connectors.kafka.broker assemble     # fetch the jars once
-    python -m connectors.kafka.broker run          # start one, print its address
+    python -m streamal.connectors.kafka.broker assemble     # fetch the jars once
+    python -m streamal.connectors.kafka.broker run          # start one, print its address
 
 In Python::
 
@@ -233,7 +233,7 @@ def _cluster_id() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m connectors.kafka.broker",
+        prog="python -m streamal.connectors.kafka.broker",
         description="Assemble and run a single-node Apache Kafka broker on loopback.",
     )
     parser.add_argument(

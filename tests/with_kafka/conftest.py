@@ -15,7 +15,7 @@ import uuid
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from connectors.kafka.broker import Broker
+from streamal.connectors.kafka.broker import Broker
 
 
 @pytest.fixture(scope="session")
