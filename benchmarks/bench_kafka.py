@@ -27,8 +27,8 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer
 from river import linear_model, preprocessing
 from river.datasets import synth
-
 from streamal.connectors.kafka.app import KafkaApp, KafkaSettings
+
 from streamal import ActiveLearner, VariableUncertainty
 
 TRAIN = [({f"x{k}": v for k, v in x.items()}, y) for x, y in synth.Hyperplane(seed=7).take(500)]

@@ -15,9 +15,9 @@ from types import SimpleNamespace
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from streamal.connectors.kafka.app import KafkaApp, KafkaSettings
 from streamal.connectors.kafka.messages import decode_label, decode_record
+
 from streamal import ActiveLearner, InvalidRecord, RecordValidator
 from streamal.engine import Engine
 from streamal.records import BadInput, Record

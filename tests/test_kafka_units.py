@@ -5,7 +5,6 @@ import pickle
 
 import pytest
 from prometheus_client import CollectorRegistry
-
 from streamal.connectors.kafka.app import (
     KafkaApp,
     KafkaSettings,
@@ -21,6 +20,7 @@ from streamal.connectors.kafka.messages import (
     encode_request,
     encode_second_opinion,
 )
+
 from streamal import ActiveLearner, Record, strategies
 from streamal.metrics import Metrics
 from streamal.records import BadInput, Label

@@ -36,7 +36,6 @@ from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
-
 from streamal.connectors.kafka.messages import (
     decode_label,
     decode_record,
@@ -44,6 +43,7 @@ from streamal.connectors.kafka.messages import (
     encode_request,
     encode_second_opinion,
 )
+
 from streamal.checkpoint import CheckpointError
 from streamal.config import learner_settings, settings_to_resume_with
 from streamal.learner import ActiveLearner

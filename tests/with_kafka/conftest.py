@@ -14,7 +14,6 @@ import uuid
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
-
 from streamal.connectors.kafka.broker import Broker
 
 

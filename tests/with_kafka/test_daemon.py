@@ -7,6 +7,7 @@ import subprocess
 import time
 
 from streamal.connectors.kafka.app import KafkaApp, KafkaSettings
+
 from streamal import ActiveLearner
 from streamal.checkpoint import resolve_key
 from tests.with_kafka.conftest import daemon, sea_records
