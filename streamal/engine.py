@@ -74,6 +74,9 @@ def _as_read(record: Record) -> dict[str, Any]:
 class Engine:
     """Runs ``source -> learner -> sinks`` with labels coming back.
 
+    A record whose features the learner refuses (``InvalidRecord``) goes to
+    the dead letters with ``where`` it came from (``file:line``).
+
     Parameters
     ----------
     learner
@@ -101,9 +104,6 @@ class Engine:
         the checkpoint, and a resume with other values is refused, naming
         each difference (``SettingsChanged``), unless ``keep_saved_settings``:
         then the saved ones are kept, and a warning names what was ignored.
-
-    A record whose features the learner refuses (``InvalidRecord``) goes to
-    the dead letters with ``where`` it came from (``file:line``).
     """
 
     def __init__(

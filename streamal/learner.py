@@ -389,6 +389,8 @@ class ActiveLearner:
         A record the model cannot score is counted but changes nothing else:
         its slot is ``None`` and the exception is in ``Decisions.failed``.
 
+        Examples
+        --------
         >>> learner = ActiveLearner(budget=0.5)
         >>> batch = learner.decide_many([{"x": 1.0}, {"x": 2.0}])
         >>> [d.request_id for _, d in batch.queried()]
@@ -678,6 +680,8 @@ class ActiveLearner:
     def add_class(self, label: Any) -> None:
         """Accept ``label`` as a class from now on (when the classes are fixed).
 
+        Examples
+        --------
         >>> learner = ActiveLearner(classes=["spam", "ham"])
         >>> learner.learn({"x": 1.0}, "phishing")
         'invalid_label'

@@ -1,12 +1,18 @@
-"""The README and the examples stay true: their code runs and their keys exist."""
+"""The README, the docs and the examples stay true: their code runs and their keys exist."""
 
 import re
 import runpy
+import shlex
+import subprocess
+import sys
+
+import pytest
 
 from streamal.config import OPTIONS, load_settings
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
+DOCS = sorted((ROOT / "docs").rglob("*.md"))
 
 
 def test_readme_embedding_example_runs():
@@ -19,11 +25,65 @@ def test_readme_embedding_example_runs():
     assert learner.labels_applied > 0.9 * learner.n_queries
 
 
-def test_readme_documents_every_option():
+def test_the_configuration_reference_is_made_from_every_option():
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        from hooks import options_table
+    finally:
+        sys.path.remove(str(ROOT / "docs"))
+    table = options_table()
     for opt in OPTIONS:
         section, name = opt.key.split(".")
-        assert f"`[{section}] {name}`" in README, opt.key
-        assert opt.flag.lstrip("-") in README, opt.flag
+        assert f"`[{section}] {name}`" in table, opt.key
+        assert opt.flag[2:] in table, opt.flag
+    assert "<!-- options -->" in (ROOT / "docs/configuration.md").read_text()
+
+
+def test_the_docs_build_strictly(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={"NO_MKDOCS_2_WARNING": "1", "PATH": ""},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "site/configuration/index.html").exists()
+
+
+def _blocks(language):
+    for page in [ROOT / "README.md", *DOCS]:
+        for block in re.findall(rf"```{language}\n(.*?)```", page.read_text(), re.S):
+            yield page.relative_to(ROOT), block
+
+
+@pytest.mark.parametrize("page,block", list(_blocks("python")),
+                         ids=lambda v: str(v)[:40])  # fmt: skip
+def test_every_python_block_in_the_docs_runs(page, block):
+    exec(compile(block, str(page), "exec"), {})
+
+
+def test_every_streamal_command_in_the_docs_exists():
+    from streamal.cli import build_parser
+
+    parser = build_parser()
+    commands = 0
+    for page, block in _blocks("sh"):
+        text = block.replace("\\\n", " ")
+        for line in text.splitlines():
+            line = line.split("#", 1)[0].strip()
+            for part in re.split(r"&&|;|\|", line):
+                # the loops' variables, as they take their first values
+                part = part.strip().rstrip("&").replace("$D", "benchmarks/datasets")
+                part = re.sub(r"\$\{?d\}?", "0", re.sub(r"\$\{?b\}?", "0.1", part))
+                words = shlex.split(part)
+                while words and words[0] in ("for", "do", "done", "wait", "then"):
+                    words = []
+                if words and words[0].endswith("streamal") and len(words) > 1:
+                    try:
+                        parser.parse_args(words[1:])
+                    except SystemExit:
+                        pytest.fail(f"{page}: not a streamal command: {part.strip()}")
+                    commands += 1
+    assert commands >= 8
 
 
 def test_example_config_is_valid():
@@ -52,6 +112,7 @@ def test_metrics_in_the_readme_exist():
     learner.learn({"x": 1.0}, "a", annotator="ann")  # the model predicts now: a reliability
     families = list(registry.collect())
     exported = {s.name for f in families for s in f.samples} | {f.name for f in families}
-    documented = set(re.findall(r"`(streamal_[a-z_]+)", README))
+    documented = set(re.findall(r"`(streamal_[a-z_]+)", (ROOT / "docs/metrics.md").read_text()))
+    assert len(documented) > 10
     missing = {m for m in documented if not any(e.startswith(m) for e in exported)}
     assert not missing
