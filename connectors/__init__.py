@@ -1,6 +1,8 @@
-"""Connectors to external systems (Kafka, HTTP); each imports streamal, never the reverse.
+"""Connectors to external systems (Kafka); each imports streamal, never the reverse.
 
-A connector makes its sources known to the CLI through the ``streamal.sources``
-entry point: a callable taking the spec string (``kafka:...``) and returning
-an iterable of ``streamal.Record``.
+Installed as ``streamal.connectors``. The CLI finds a connector by name
+through an entry point: ``streamal.apps`` for one that runs the whole loop
+itself (the Kafka daemon: ``[source] spec = "kafka"``), ``streamal.sources``
+for one that only yields ``streamal.Record`` objects to the engine (a
+callable taking the spec string ``scheme:...``).
 """

@@ -69,8 +69,8 @@ class ActiveLearner:
     strategy
         A ``QueryStrategy`` or its snake_case name. Default:
         ``PerClassQuantileFilter(budget=0.1)``, the balanced incremental
-        quantile filter run apart for each predicted class: the strategy with
-        the best label efficiency over the datasets of the README.
+        quantile filter run apart for each predicted class (the docs'
+        benchmarks pages compare it with the others).
     budget
         Used only when ``strategy`` is given by name.
     utility
@@ -79,8 +79,7 @@ class ActiveLearner:
         ``preferred_utility``, margin for the quantile filters (the default
         strategy among them), least confidence for the strategies that
         threshold the confidence, as their papers do. On two classes margin
-        and least confidence order records alike; on more, margin did
-        better with the default strategy (README).
+        and least confidence order records alike.
     unsupervised
         What the unsupervised steps of a pipeline model (the scaler) learn
         from: only the ``"labelled"`` records (the default), as the pipeline
@@ -88,9 +87,7 @@ class ActiveLearner:
         are at hand, while the labelled ones are few and, under an
         uncertainty strategy, drawn from near the decision boundary; but
         ``"all"`` costs a scaler update on every record (about as much as the
-        model call), and over the README's datasets its label efficiency is
-        a wash (it wins on luxembourg, loses on the short usenet streams).
-        Ignored when ``model`` is already a ``Classifier``, which has its own.
+        model call). Ignored when ``model`` is already a ``Classifier``, which has its own.
     budget_cap
         Put a hard cap over the strategy: after ``n`` records at most
         ``ceil(budget n) + 1`` requests. On by default.
@@ -134,10 +131,8 @@ class ActiveLearner:
         never asks about the records the model is sure of, right or wrong;
         these picks reach them, and they make every record's query
         probability positive. Late exploration can raise the share, never
-        lower it. The default, a twentieth, is enough to keep the per-class
-        filter above random sampling where the model is sure and wrong
-        (powersupply, the usenet streams); a larger share takes labels from
-        the strategy where it does well (elec2, luxembourg; README).
+        lower it. A larger share takes labels from the strategy; a smaller
+        one leaves the regions where the model is sure and wrong unlabelled.
     late_exploration, late_delay
         When labels come late, move up to ``late_exploration`` of the
         strategy's budget to exploration (records picked at random): an
@@ -145,10 +140,8 @@ class ActiveLearner:
         ``d`` records' labels points at the wrong records. The share grows
         with the label delay ``d`` measured in records (a running mean over
         labels): ``late_exploration * min(1, d / late_delay)``, in steps of
-        an eighth, never below ``exploration_share``. With labels 500
-        records late it lifted the quantile filter's mean label efficiency
-        from -0.17 to +0.04 (README); with labels at once it leaves the
-        exploration share as it is. ``0`` turns it off.
+        an eighth, never below ``exploration_share``. With labels at once
+        it leaves the exploration share as it is. ``0`` turns it off.
     second_opinion_below
         When a label comes from an annotator whose implied accuracy
         (``annotators.accuracy``: 1 for the annotator who agrees most with
