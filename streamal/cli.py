@@ -177,10 +177,11 @@ def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry
 
     from streamal.checkpoint import resolve_key
     from streamal.drift import make_drift_monitor
+    from streamal.endpoint import serve
     from streamal.engine import Engine
     from streamal.learner import ActiveLearner
     from streamal.metrics import Metrics
@@ -227,15 +228,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     learner = make_learner()
     registry = CollectorRegistry()
     metrics = Metrics(registry, learner)
+    loop: list[Any] = []  # the engine or app, once made: /readyz asks it
     if s["metrics.port"]:
         try:
-            start_http_server(s["metrics.port"], addr=s["metrics.host"], registry=registry)
+            serve(registry, s["metrics.host"], s["metrics.port"],
+                  ready=lambda: bool(loop) and loop[0].ready)  # fmt: skip
         except OSError as e:
             raise ConfigError(
                 f"metrics.port: cannot listen on {s['metrics.host']}:{s['metrics.port']}: "
                 f"{e.strerror} (use --metrics-port 0 to disable)"
             ) from None
-        log.info("metrics on http://%s:%d/metrics", s["metrics.host"], s["metrics.port"])
+        log.info("metrics on http://%s:%d/metrics (and /healthz, /readyz)",
+                 s["metrics.host"], s["metrics.port"])  # fmt: skip
     key = None
     if s["checkpoint.key_file"]:
         key_file = Path(s["checkpoint.key_file"])
@@ -248,6 +252,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         key = key or resolve_key(s["checkpoint.path"] or "streamal-out/state")
         s = {**s, "run.key_source": key_source, "run.resume_as_saved": args.resume_as_saved}
         app = app_factory(s, make_learner, key, metrics=metrics)
+        loop.append(app)
         _on_stop_signals(app.stop)
         stats = app.run()
         log.info(
@@ -282,6 +287,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         keep_saved_settings=args.resume_as_saved,
     )
 
+    loop.append(engine)
     _on_stop_signals(engine.interrupt)
     log.info(
         "streamal %s: source %s, strategy %s, budget %.1f%%, requests -> %s",

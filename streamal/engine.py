@@ -149,9 +149,15 @@ class Engine:
             metrics.engine_stats = self.stats
         self._stopping = False
         self._waiting = False  # blocked on the source: a stop must interrupt it
+        self._running = False
         self._resumed = False
 
     # -- lifecycle ------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """True while the loop runs: the source open, the learner restored and at work."""
+        return self._running and not self._stopping
 
     def stop(self) -> None:
         """Ask the loop to finish the current record, checkpoint and return."""
@@ -233,6 +239,7 @@ class Engine:
         stats = self.stats
         if max_records and stats.records >= max_records:
             return stats
+        self._running = True
         try:
             self._loop(max_records)
         except Interrupted:
@@ -240,7 +247,7 @@ class Engine:
         finally:
             # whatever ended the loop (a stop, a source that failed): what was
             # decided is saved, so that nothing is lost or done twice
-            self._waiting = False
+            self._waiting = self._running = False
             self.save()
             for sink in self._sinks():
                 sink.flush()

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -61,5 +62,37 @@ def test_prometheus_scrapes_the_daemon(tmp_path):
         prom.send_signal(signal.SIGTERM)
         daemon.send_signal(signal.SIGTERM)
         prom.wait(timeout=30)
+        _, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err
+
+
+def test_health_and_readiness_are_their_own_routes(tmp_path):
+    port = free_port()
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "streamal", "run", "--source", "-", "--metrics-port", str(port),
+         "--no-annotator"],
+        cwd=tmp_path, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=2) as resp:
+                    assert resp.read() == b"ok\n"
+                break
+            except OSError:
+                time.sleep(0.2)
+        with urllib.request.urlopen(base + "/readyz", timeout=2) as resp:
+            assert resp.status == 200  # the loop waits on stdin: at work
+        with urllib.request.urlopen(base + "/metrics", timeout=2) as resp:
+            assert b"streamal_records_total" in resp.read()
+        try:
+            urllib.request.urlopen(base + "/nope", timeout=2)
+            raise AssertionError("an unknown path must be a 404")
+        except urllib.error.HTTPError as e:
+            assert e.code == 404
+    finally:
+        daemon.send_signal(signal.SIGTERM)
         _, err = daemon.communicate(timeout=30)
     assert daemon.returncode == 0, err

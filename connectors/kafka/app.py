@@ -261,6 +261,11 @@ class KafkaApp:
 
     # -- lifecycle ------------------------------------------------------------
 
+    @property
+    def ready(self) -> bool:
+        """True while connected to Kafka with partitions assigned and the state restored."""
+        return self.consumer is not None and self._assigned and not self._stopping
+
     def stop(self) -> None:
         """Finish the in-flight cycle, commit it, and return from ``run``."""
         self._stopping = True
