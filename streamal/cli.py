@@ -247,6 +247,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(f"checkpoint.key_file: no such file: {key_file}")
         key = key_file.read_bytes().strip()
     app_factory = _find_app(spec)
+    if app_factory is not None and s["source.labels"]:
+        raise ConfigError(
+            f"source.labels: the {spec} daemon takes its labels from its labels topic"
+        )
     if app_factory is not None:
         key_source = describe_key(s)
         key = key or resolve_key(s["checkpoint.path"] or "streamal-out/state")
@@ -265,6 +269,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     rotation = {"max_bytes": int(s["output.rotate_mb"] * 2**20), "keep": s["output.keep_files"]}
     requests = JsonlSink(s["output.requests"], **rotation)
     dead = JsonlSink(s["output.dead_letters"], **rotation)
+    labels = None
+    if s["source.labels"]:
+        from streamal.label_file import LabelFile
+
+        labels = LabelFile(s["source.labels"])
     annotator = None
     if s["annotator.enabled"]:
         annotator = SimulatedAnnotator(
@@ -277,6 +286,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         requests=[requests],
         dead_letters=dead,
         annotator=annotator,
+        labels=labels,
         metrics=metrics,
         checkpoint=s["checkpoint.path"] or None,
         checkpoint_key=key,

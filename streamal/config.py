@@ -108,6 +108,15 @@ OPTIONS: tuple[Option, ...] = (
         "'-' (JSON lines on stdin), or 'kafka' for the Kafka daemon (see [kafka])",
     ),
     Option(
+        "source.labels",
+        "--labels",
+        str,
+        "",
+        "a JSON-lines file of labels to follow as it grows, one "
+        '{"request_id", "label", "annotator"} a line (like tail -F: truncation and '
+        "rotation are followed; its position is saved with the checkpoint)",
+    ),
+    Option(
         "source.period",
         "--drift-period",
         int,

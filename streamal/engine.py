@@ -188,6 +188,8 @@ class Engine:
             self.learner.validator = state["validator"]
         self.stats = state["stats"]
         self.annotator = state["annotator"] if self.annotator is not None else None
+        if hasattr(self.labels, "seek"):
+            self.labels.seek(state.get("label_position"))
         # a crash after the checkpoint left outputs that the rerun writes again
         for sink, position in zip(self._sinks(), state["sink_positions"], strict=False):
             sink.truncate(position)
@@ -214,6 +216,8 @@ class Engine:
             "annotator": self.annotator,
             "settings": self.settings,
             "sink_positions": [sink.position() for sink in self._sinks()],
+            # where the label source has read to: labels before it are in the learner
+            "label_position": getattr(self.labels, "position", lambda: None)(),
         }
         ckpt.save(self.checkpoint, state, self.checkpoint_key)
 
@@ -317,7 +321,7 @@ class Engine:
         for label in labels:
             self.stats.labels_received += 1
             if isinstance(label, BadInput):
-                self._dead_letter("label", label.reason, label.to_dead_letter())
+                self._dead_letter("label", label.reason, label.to_dead_letter(), label.where)
                 self.stats.bad_labels["malformed"] += 1
                 continue
             try:

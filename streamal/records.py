@@ -15,7 +15,15 @@ from typing import Any
 
 from streamal.schema import ENVELOPE, is_text
 
-__all__ = ["Record", "Decision", "Decisions", "Label", "BadInput", "record_from_object"]
+__all__ = [
+    "Record",
+    "Decision",
+    "Decisions",
+    "Label",
+    "BadInput",
+    "record_from_object",
+    "label_from_object",
+]
 
 
 @dataclass(slots=True)
@@ -279,3 +287,27 @@ def record_from_object(
         label=obj.get("label"),
         where=where,
     )
+
+
+def label_from_object(obj: Any, raw: Any = None, where: str | None = None) -> Label | BadInput:
+    """A label from a decoded JSON object ``{"request_id", "label", "annotator"}``,
+    the one format of every way a label arrives (a file, Kafka), or why not.
+
+    >>> label_from_object({"request_id": "q-1", "label": "UP", "annotator": 7})
+    Label(request_id='q-1', label='UP', annotator='7', extra={})
+    >>> label_from_object({"request_id": "q-1", "label": None}).reason
+    "label for 'q-1' is null"
+    """
+    if not isinstance(obj, dict):
+        return BadInput("a label must be a JSON object", raw if raw is not None else obj, where)
+    request_id = obj.get("request_id")
+    if not isinstance(request_id, str) or not request_id:
+        return BadInput("label has no request_id", raw if raw is not None else obj, where)
+    if "label" not in obj:
+        return BadInput(
+            f"label for {request_id!r} has no 'label' field", raw if raw is not None else obj, where
+        )
+    if obj["label"] is None:
+        return BadInput(f"label for {request_id!r} is null", raw if raw is not None else obj, where)
+    annotator = obj.get("annotator")
+    return Label(request_id, obj["label"], None if annotator is None else str(annotator))

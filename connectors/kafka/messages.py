@@ -30,7 +30,14 @@ from typing import Any
 
 import orjson
 
-from streamal.records import BadInput, Decision, Label, Record, record_from_object
+from streamal.records import (
+    BadInput,
+    Decision,
+    Label,
+    Record,
+    label_from_object,
+    record_from_object,
+)
 
 __all__ = [
     "FORMAT",
@@ -84,15 +91,7 @@ def decode_label(value: bytes | None, where: str) -> Label | BadInput:
     obj = _json_object(value, "label", where)
     if isinstance(obj, BadInput):
         return obj
-    request_id = obj.get("request_id")
-    if not isinstance(request_id, str) or not request_id:
-        return BadInput("label has no request_id", value, where)
-    if "label" not in obj:
-        return BadInput(f"label for {request_id!r} has no 'label' field", value, where)
-    if obj["label"] is None:
-        return BadInput(f"label for {request_id!r} is null", value, where)
-    annotator = obj.get("annotator")
-    return Label(request_id, obj["label"], None if annotator is None else str(annotator))
+    return label_from_object(obj, value, where)
 
 
 def encode_request(decision: Decision, record: Record, strategy: str, model_version: int) -> bytes:
