@@ -149,6 +149,8 @@ class Engine:
             metrics.engine_stats = self.stats
         self._stopping = False
         self._waiting = False  # blocked on the source: a stop must interrupt it
+        #: request id -> (label, position it waits until): labels read before their request
+        self._parked: dict[str, tuple[Label, int]] = {}
         self._running = False
         self._resumed = False
 
@@ -190,6 +192,7 @@ class Engine:
         self.annotator = state["annotator"] if self.annotator is not None else None
         if hasattr(self.labels, "seek"):
             self.labels.seek(state.get("label_position"))
+        self._parked = dict(state.get("parked_labels", {}))
         # a crash after the checkpoint left outputs that the rerun writes again
         for sink, position in zip(self._sinks(), state["sink_positions"], strict=False):
             sink.truncate(position)
@@ -218,6 +221,7 @@ class Engine:
             "sink_positions": [sink.position() for sink in self._sinks()],
             # where the label source has read to: labels before it are in the learner
             "label_position": getattr(self.labels, "position", lambda: None)(),
+            "parked_labels": self._parked,
         }
         ckpt.save(self.checkpoint, state, self.checkpoint_key)
 
@@ -279,7 +283,11 @@ class Engine:
             if annotator is not None:
                 self._apply_labels(annotator.poll(position))
             if self.labels is not None:
-                self._apply_labels(self.labels.poll(position))
+                # after a resume, labels read again may come before their requests
+                park = position if self.checkpoint is not None else None
+                self._apply_labels(self.labels.poll(position), park)
+            if self._parked:
+                self._unpark_expired(position)
             if isinstance(item, BadInput):
                 self._dead_letter("record", item.reason, item.to_dead_letter(), item.where)
             else:
@@ -316,13 +324,26 @@ class Engine:
                 sink.write(request)
             if self.annotator is not None:
                 self.annotator.submit(decision.request_id, record.label, position)
+            parked = self._parked.pop(decision.request_id, None)
+            if parked is not None:  # its label came first: read again after a resume
+                self._apply_labels([parked[0]], counted=True)
 
-    def _apply_labels(self, labels: list[Label | BadInput]) -> None:
+    def _apply_labels(
+        self, labels: list[Label | BadInput], park_until: int | None = None, counted: bool = False
+    ) -> None:
+        """Learn the labels; with ``park_until`` (labels from a source that a resume reads
+        again), a label for a request not made yet waits for it until that position."""
         for label in labels:
-            self.stats.labels_received += 1
+            if not counted:
+                self.stats.labels_received += 1
             if isinstance(label, BadInput):
                 self._dead_letter("label", label.reason, label.to_dead_letter(), label.where)
                 self.stats.bad_labels["malformed"] += 1
+                continue
+            if park_until is not None and not self.learner.pending.knows(label.request_id):
+                # after a crash the records since the checkpoint are decided again, and the
+                # labels of their requests can be read before the requests are made again
+                self._parked[label.request_id] = (label, park_until + self.checkpoint_every)
                 continue
             try:
                 outcome = self.learner.learn(
@@ -345,6 +366,16 @@ class Engine:
                 )
 
         self._ask_second_opinions()
+
+    def _unpark_expired(self, position: int) -> None:
+        """Labels parked past their wait: their request was never made, they are refused."""
+        parked = self._parked
+        while parked:
+            request_id, (label, until) = next(iter(parked.items()))
+            if until > position:
+                return
+            del parked[request_id]
+            self._apply_labels([label], counted=True)
 
     def _ask_second_opinions(self) -> None:
         """Send out again the requests whose label the learner holds for a second opinion."""

@@ -146,6 +146,11 @@ class PendingRequests:
             order.popleft()
         return dropped
 
+    def knows(self, request_id: str) -> bool:
+        """Whether the request was ever made (open, answered or expired, as far as
+        the table remembers)."""
+        return request_id in self._open or request_id in self._closed
+
     def peek(self, request_id: str) -> PendingRequest | None:
         """The open request, left open; None if it is not waiting."""
         return self._open.get(request_id)

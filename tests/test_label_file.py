@@ -116,6 +116,8 @@ def test_run_follows_a_label_file(tmp_path):
         "0",
         "--checkpoint",
         "s.ckpt",
+        "--checkpoint-every",  # a label for a request never made waits this long
+        "500",
         "--labels",
         "labels.jsonl",
         "--budget",
@@ -135,3 +137,39 @@ def test_run_follows_a_label_file(tmp_path):
     learner = state["learner"]
     assert learner["labels_applied"] == len(requests)
     assert state["stats"].labels_received == len(requests) + 1
+
+
+def test_after_a_crash_labels_read_again_wait_for_their_requests(tmp_path):
+    """The checkpoint at 1500, a crash at 1700: the labels written meanwhile are read again
+    before their requests are made again, and each is still learned exactly once."""
+    import shutil
+
+    path = tmp_path / "labels.jsonl"
+    checkpoint = tmp_path / "state.ckpt"
+    records = [{"x": float(i % 10), "y": float(i % 3)} for i in range(4000)]
+    answered: set[str] = set()
+    snapshot = tmp_path / "at-1500.ckpt"
+
+    def answer(request):  # a person answers each request once, as it comes
+        if request["request_id"] not in answered:
+            answered.add(request["request_id"])
+            label = "hi" if request["features"]["x"] > 4 else "lo"
+            _write(path, {"request_id": request["request_id"], "label": label})
+
+    def engine():
+        return Engine(ActiveLearner(budget=0.1), IterableSource(records),
+                      requests=[CallableSink(answer)], labels=LabelFile(path, every=0),
+                      checkpoint=checkpoint, checkpoint_every=250)  # fmt: skip
+
+    first = engine()
+    first.run(max_records=1500)
+    shutil.copy(checkpoint, snapshot)
+    first.run(max_records=1700)  # then the process dies before its next checkpoint
+    shutil.copy(snapshot, checkpoint)
+    second = engine()
+    second.run(max_records=4000)
+    learner = second.learner
+    lines = len(path.read_text().splitlines())
+    assert lines == len(answered) > 300
+    assert dict(learner.labels_rejected) == {}
+    assert lines - 1 <= learner.labels_applied <= lines
