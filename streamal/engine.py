@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -149,12 +150,51 @@ class Engine:
             metrics.engine_stats = self.stats
         self._stopping = False
         self._waiting = False  # blocked on the source: a stop must interrupt it
+        #: held while a record is processed: the label intake's thread waits for it
+        self.lock = threading.RLock()
+        self.journal: Any = None  # the label intake's LabelJournal, once attached
+        self._journal_applied = 0  # journal bytes whose labels the learner holds
         #: request id -> (label, position it waits until): labels read before their request
         self._parked: dict[str, tuple[Label, int]] = {}
         self._running = False
         self._resumed = False
 
     # -- lifecycle ------------------------------------------------------------
+
+    def attach_journal(self, path: str | Path) -> Any:
+        """Take labels from people through a durable journal at ``path`` (``LabelJournal``):
+        what the checkpoint does not hold of it is applied again at the start."""
+        from streamal.journal import LabelJournal
+
+        self._journal_path = Path(path)
+        self.journal = LabelJournal(path, apply=self.apply_from_journal)
+        return self.journal
+
+    def apply_from_journal(self, labels: list[Label], end: int) -> list[str]:
+        """Learn labels just written to the journal, in order; their outcomes."""
+        with self.lock:
+            self.stats.labels_received += len(labels)
+            outcomes = [self._learn_label(label) for label in labels]
+            self._journal_applied = end
+            self._ask_second_opinions()
+        return outcomes
+
+    def _replay_journal(self) -> None:
+        """After a resume: the journal's labels after the checkpoint, applied again (a label
+        whose request the records decided again will make waits for it)."""
+        from streamal.label_file import LabelFile
+
+        path = getattr(self, "_journal_path", None)
+        if path is None or not path.exists() or path.stat().st_size <= self._journal_applied:
+            return
+        journal = LabelFile(path, every=0)
+        journal.seek({"inode": path.stat().st_ino, "offset": self._journal_applied})
+        park = self.stats.records
+        while items := journal.poll():
+            self._apply_labels(items, park)
+        journal.close()
+        self._journal_applied = path.stat().st_size
+        log.info("applied again the labels of %s after the checkpoint", path)
 
     @property
     def ready(self) -> bool:
@@ -193,6 +233,7 @@ class Engine:
         if hasattr(self.labels, "seek"):
             self.labels.seek(state.get("label_position"))
         self._parked = dict(state.get("parked_labels", {}))
+        self._journal_applied = state.get("journal_applied", 0)
         # a crash after the checkpoint left outputs that the rerun writes again
         for sink, position in zip(self._sinks(), state["sink_positions"], strict=False):
             sink.truncate(position)
@@ -222,6 +263,7 @@ class Engine:
             # where the label source has read to: labels before it are in the learner
             "label_position": getattr(self.labels, "position", lambda: None)(),
             "parked_labels": self._parked,
+            "journal_applied": self._journal_applied,
         }
         ckpt.save(self.checkpoint, state, self.checkpoint_key)
 
@@ -235,10 +277,14 @@ class Engine:
             if self.checkpoint is not None:
                 for sink in self._sinks():
                     sink.rotate_when_due = False  # rotated at each save instead
-            if not self.resume():
+            if self.resume():
+                self._replay_journal()
+            else:
                 for sink in self._sinks():  # a new run: never append to an earlier run's file
                     if hasattr(sink, "start_new_run"):
                         sink.start_new_run()
+                if self.journal is not None:  # an earlier run's labels are not this run's
+                    self._journal_applied = self.journal.size()
                 if self.checkpoint is not None:
                     # a first checkpoint before any output: a crash before the first periodic
                     # one then resumes here and cuts the outputs back to their sizes now
@@ -278,28 +324,29 @@ class Engine:
             if item is _END or self._stopping:
                 # a record read as the stop came is left for the next run to read
                 break
-            stats.records += 1
-            position = stats.records
-            if annotator is not None:
-                self._apply_labels(annotator.poll(position))
-            if self.labels is not None:
-                # after a resume, labels read again may come before their requests
-                park = position if self.checkpoint is not None else None
-                self._apply_labels(self.labels.poll(position), park)
-            if self._parked:
-                self._unpark_expired(position)
-            if isinstance(item, BadInput):
-                self._dead_letter("record", item.reason, item.to_dead_letter(), item.where)
-            else:
-                self._decide(item, position)
-            if self.summary_every and position % self.summary_every == 0:
-                self._summary(position - start_records, time.perf_counter() - started)
-            if self.checkpoint is not None and (
-                position % self.checkpoint_every == 0
-                or time.monotonic() - last_save >= self.checkpoint_seconds
-            ):
-                self.save()
-                last_save = time.monotonic()
+            with self.lock:  # the label intake applies its labels between records
+                stats.records += 1
+                position = stats.records
+                if annotator is not None:
+                    self._apply_labels(annotator.poll(position))
+                if self.labels is not None:
+                    # after a resume, labels read again may come before their requests
+                    park = position if self.checkpoint is not None else None
+                    self._apply_labels(self.labels.poll(position), park)
+                if self._parked:
+                    self._unpark_expired(position)
+                if isinstance(item, BadInput):
+                    self._dead_letter("record", item.reason, item.to_dead_letter(), item.where)
+                else:
+                    self._decide(item, position)
+                if self.summary_every and position % self.summary_every == 0:
+                    self._summary(position - start_records, time.perf_counter() - started)
+                if self.checkpoint is not None and (
+                    position % self.checkpoint_every == 0
+                    or time.monotonic() - last_save >= self.checkpoint_seconds
+                ):
+                    self.save()
+                    last_save = time.monotonic()
             if max_records and position >= max_records:
                 break
 
@@ -345,27 +392,24 @@ class Engine:
                 # labels of their requests can be read before the requests are made again
                 self._parked[label.request_id] = (label, park_until + self.checkpoint_every)
                 continue
-            try:
-                outcome = self.learner.learn(
-                    label.request_id, label.label, annotator=label.annotator
-                )
-            except Exception as e:  # e.g. a label type the model cannot learn
-                outcome = f"unusable ({type(e).__name__}: {e})"
-            if outcome == "held":  # waiting for a second opinion
-                continue
-            if outcome != "applied":
-                self._dead_letter(
-                    "label",
-                    self.learner.why_refused(label.request_id, label.label, outcome),
-                    {
-                        "request_id": label.request_id,
-                        "label": label.label,
-                        "annotator": label.annotator,
-                        "outcome": outcome,
-                    },
-                )
+            self._learn_label(label)
 
         self._ask_second_opinions()
+
+    def _learn_label(self, label: Label) -> str:
+        """Learn one label; a refusal goes to the dead letters with its reason."""
+        try:
+            outcome = self.learner.learn(label.request_id, label.label, annotator=label.annotator)
+        except Exception as e:  # e.g. a label type the model cannot learn
+            outcome = f"unusable ({type(e).__name__}: {e})"
+        if outcome not in ("applied", "held"):  # held: waiting for a second opinion
+            self._dead_letter(
+                "label",
+                self.learner.why_refused(label.request_id, label.label, outcome),
+                {"request_id": label.request_id, "label": label.label,
+                 "annotator": label.annotator, "outcome": outcome},
+            )  # fmt: skip
+        return outcome
 
     def _unpark_expired(self, position: int) -> None:
         """Labels parked past their wait: their request was never made, they are refused."""
