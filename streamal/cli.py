@@ -247,6 +247,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(f"checkpoint.key_file: no such file: {key_file}")
         key = key_file.read_bytes().strip()
     app_factory = _find_app(spec)
+    if app_factory is not None and s["http.enabled"]:
+        raise ConfigError(f"http.enabled: the labelling API does not serve the {spec} daemon "
+                          "yet; send labels to its labels topic")  # fmt: skip
     if app_factory is not None and s["source.labels"]:
         raise ConfigError(
             f"source.labels: the {spec} daemon takes its labels from its labels topic"
@@ -298,6 +301,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
     loop.append(engine)
+    api = _serve_api(s, engine) if s["http.enabled"] else None
     _on_stop_signals(engine.interrupt)
     log.info(
         "streamal %s: source %s, strategy %s, budget %.1f%%, requests -> %s",
@@ -306,6 +310,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         stats = engine.run(max_records=s["run.max_records"])
     finally:
+        if api is not None:
+            api.should_exit = True
+            engine.journal.close()
         requests.close()
         dead.close()
     learner = engine.learner
@@ -315,6 +322,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         sum(stats.dead_letters.values()),
     )  # fmt: skip
     return 0
+
+
+def _serve_api(s: Mapping[str, Any], engine: Any) -> Any:
+    """The labelling API beside the engine, its labels through a durable journal."""
+    try:
+        from streamal.http_api import make_app, resolve_token, serve
+    except ImportError as e:
+        raise ConfigError(
+            f"http.enabled: the labelling API needs {e.name}, which is not installed: "
+            "pip install 'streamal[http]'"
+        ) from None
+    host, _, port = s["http.listen"].rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"http.listen: expected HOST:PORT, got {s['http.listen']!r}")
+    token, where = resolve_token(s["http.token_file"])
+    engine.attach_journal(s["http.journal"])
+    try:
+        server = serve(make_app(engine, token, rate=s["http.rate"]), host, int(port))
+    except OSError as e:
+        raise ConfigError(f"http.listen: cannot listen on {s['http.listen']}: {e}") from None
+    log.info("labelling API on http://%s/requests (token in %s)", s["http.listen"], where)
+    return server
 
 
 def describe_key(s: Mapping[str, Any]) -> str:

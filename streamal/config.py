@@ -420,6 +420,44 @@ OPTIONS: tuple[Option, ...] = (
         _non_negative,
     ),
     Option(
+        "http.enabled",
+        "--http",
+        bool,
+        False,
+        "serve the labelling API (GET /requests, POST /labels) for people to answer "
+        "requests; needs streamal[http]",
+    ),
+    Option(
+        "http.listen",
+        "--http-listen",
+        str,
+        "127.0.0.1:8765",
+        "HOST:PORT the labelling API listens on",
+    ),
+    Option(
+        "http.token_file",
+        "--http-token-file",
+        str,
+        "streamal-out/http.token",
+        "file holding the API's bearer token, created (mode 600) on first use; "
+        "$STREAMAL_HTTP_TOKEN wins over it",
+    ),
+    Option(
+        "http.journal",
+        "--http-journal",
+        str,
+        "streamal-out/labels.journal",
+        "where labels sent to the API are written durably before the reply",
+    ),
+    Option(
+        "http.rate",
+        "--http-rate",
+        float,
+        1000.0,
+        "requests a second one client may make before it gets 429 (0: no limit)",
+        _non_negative,
+    ),
+    Option(
         "metrics.host",
         "--metrics-host",
         str,

@@ -153,6 +153,7 @@ class Engine:
         #: held while a record is processed: the label intake's thread waits for it
         self.lock = threading.RLock()
         self.journal: Any = None  # the label intake's LabelJournal, once attached
+        self._started = threading.Event()  # resumed (and the journal read again): labels in
         self._journal_applied = 0  # journal bytes whose labels the learner holds
         #: request id -> (label, position it waits until): labels read before their request
         self._parked: dict[str, tuple[Label, int]] = {}
@@ -172,6 +173,7 @@ class Engine:
 
     def apply_from_journal(self, labels: list[Label], end: int) -> list[str]:
         """Learn labels just written to the journal, in order; their outcomes."""
+        self._started.wait()  # never into the learner a resume is about to replace
         with self.lock:
             self.stats.labels_received += len(labels)
             outcomes = [self._learn_label(label) for label in labels]
@@ -290,6 +292,7 @@ class Engine:
                     # one then resumes here and cuts the outputs back to their sizes now
                     self.save()
             self._resumed = True
+        self._started.set()
         stats = self.stats
         if max_records and stats.records >= max_records:
             return stats

@@ -1,0 +1,294 @@
+"""The labelling API: open requests out, labels in, over HTTP (``streamal[http]``).
+
+Built on Starlette (a small, well-kept ASGI toolkit with no heavier
+framework under it) and served by uvicorn from a thread beside the decision
+loop. Routes:
+
+* ``GET /requests?limit=N&after=ID``: open requests, oldest first, paged;
+* ``POST /labels``: one label ``{"request_id", "label", "annotator"}`` or a
+  list of them; the reply gives each item's outcome (``applied``,
+  ``unknown``, ``duplicate``, ``expired``, ``invalid_label``) once the
+  labels are on disk and learned (``LabelJournal``);
+* ``GET /healthz``, ``GET /readyz``: without a token;
+* ``GET /openapi.json``: this API described.
+
+Every route but the health checks needs ``Authorization: Bearer TOKEN``. A
+body over ``max_body`` bytes gets 413, a client over ``rate`` requests a
+second 429, malformed JSON 400 with a one-line reason; nothing a client
+sends reaches past its own reply.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from streamal.records import BadInput, Label, label_from_object
+
+__all__ = ["make_app", "resolve_token", "serve", "MAX_BODY", "MAX_BATCH"]
+
+MAX_BODY = 1 << 20
+MAX_BATCH = 1000
+
+
+def resolve_token(path: str | Path) -> tuple[str, str]:
+    """The API token and where it is: ``$STREAMAL_HTTP_TOKEN``, else the file at
+    ``path``, created (mode 600) with a random token on first use."""
+    env = os.environ.get("STREAMAL_HTTP_TOKEN")
+    if env:
+        return env.strip(), "$STREAMAL_HTTP_TOKEN"
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+    return path.read_text().strip(), str(path.resolve())
+
+
+class _RateLimit:
+    """A token bucket per client address: ``rate`` requests a second, bursts of twice it."""
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self.buckets: dict[str, tuple[float, float]] = {}
+        self.lock = threading.Lock()
+
+    def allows(self, client: str) -> bool:
+        if self.rate <= 0:
+            return True
+        now = time.monotonic()
+        with self.lock:
+            tokens, last = self.buckets.get(client, (2 * self.rate, now))
+            tokens = min(2 * self.rate, tokens + (now - last) * self.rate)
+            if len(self.buckets) > 10_000:  # many clients: forget the oldest
+                self.buckets.pop(next(iter(self.buckets)))
+            if tokens < 1:
+                self.buckets[client] = (tokens, now)
+                return False
+            self.buckets[client] = (tokens - 1, now)
+            return True
+
+
+def _error(status: int, reason: str) -> JSONResponse:
+    return JSONResponse({"error": reason}, status_code=status)
+
+
+def make_app(
+    engine: Any,
+    token: str,
+    *,
+    max_body: int = MAX_BODY,
+    rate: float = 1000.0,
+) -> Starlette:
+    """The ASGI app over ``engine`` (its learner, lock and journal)."""
+    limiter = _RateLimit(rate)
+
+    def guarded(handler: Callable, needs_token: bool = True) -> Callable:
+        async def endpoint(request: Request) -> Response:
+            client = request.client.host if request.client else "?"
+            if not limiter.allows(client):
+                return _error(429, f"more than {rate:g} requests a second; slow down")
+            if needs_token:
+                given = request.headers.get("authorization", "")
+                scheme, _, value = given.partition(" ")
+                if scheme.lower() != "bearer" or not hmac.compare_digest(
+                    value.strip().encode(), token.encode()
+                ):
+                    return _error(401, "missing or wrong token: send Authorization: Bearer TOKEN")
+            try:
+                return await handler(request)
+            except Exception as e:  # nothing a client sends may reach past its reply
+                return _error(500, f"internal error: {type(e).__name__}")
+
+        return endpoint
+
+    async def healthz(request: Request) -> Response:
+        return Response("ok\n", media_type="text/plain")
+
+    async def readyz(request: Request) -> Response:
+        ok = bool(getattr(engine, "ready", False))
+        return Response("ready\n" if ok else "not ready\n", status_code=200 if ok else 503,
+                        media_type="text/plain")  # fmt: skip
+
+    async def requests(request: Request) -> Response:
+        try:
+            limit = min(max(int(request.query_params.get("limit", 50)), 1), 1000)
+        except ValueError:
+            return _error(400, "limit must be a whole number")
+        after = request.query_params.get("after")
+        with engine.lock:
+            pending = engine.learner.pending
+            entries = pending.open_entries()
+            held = {rid: who for rid, (who, _) in getattr(engine.learner, "_held", {}).items()}
+            classes = list(getattr(engine.learner.model, "classes", []))
+        if after is not None:
+            ids = [e.request_id for e in entries]
+            entries = entries[ids.index(after) + 1 :] if after in ids else []
+        page = entries[:limit]
+        items = [
+            {
+                "request_id": e.request_id,
+                "record_id": e.record_id,
+                "features": e.features,
+                "prediction": e.prediction,
+                "query_probability": e.query_probability,
+                "second_opinion": e.request_id in held,
+                "exclude_annotator": held.get(e.request_id),
+            }
+            for e in page
+        ]
+        body = {"requests": items, "classes": classes, "more": len(entries) > limit}
+        return Response(_dumps(body), media_type="application/json")
+
+    async def labels(request: Request) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > 16 * max_body:
+            return _error(413, f"body over {max_body} bytes")
+        body = bytearray()
+        over = False
+        async for chunk in request.stream():
+            # read to the end even when over: a client still sending would see a reset
+            # instead of the 413
+            if not over:
+                body += chunk
+                over = len(body) > max_body
+        if over:
+            return _error(413, f"body over {max_body} bytes")
+        try:
+            obj = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            return _error(400, f"malformed JSON: {getattr(e, 'msg', 'not UTF-8')}")
+        except RecursionError:
+            return _error(400, "malformed JSON: nested too deeply")
+        batch = obj if isinstance(obj, list) else [obj]
+        if len(batch) > MAX_BATCH:
+            return _error(413, f"more than {MAX_BATCH} labels in one request")
+        decoded = [label_from_object(item) for item in batch]
+        good = [d for d in decoded if isinstance(d, Label) and _plain(d.label)]
+        outcomes = iter(await _append(engine, good) if good else [])
+        results = []
+        for d in decoded:
+            if isinstance(d, Label) and _plain(d.label):
+                outcome = next(outcomes)
+                entry = {"request_id": d.request_id, "outcome": outcome}
+                if outcome not in ("applied", "held"):
+                    entry["reason"] = engine.learner.why_refused(d.request_id, d.label, outcome)
+            else:
+                reason = d.reason if isinstance(d, BadInput) else "label must be a string, " \
+                    "number or boolean"  # fmt: skip
+                entry = {"request_id": getattr(d, "request_id", None) if isinstance(d, Label)
+                         else None, "outcome": "invalid_label", "reason": reason}  # fmt: skip
+            results.append(entry)
+        return Response(_dumps({"results": results}), media_type="application/json")
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(OPENAPI)
+
+    routes = [
+        Route("/healthz", guarded(healthz, needs_token=False)),
+        Route("/readyz", guarded(readyz, needs_token=False)),
+        Route("/requests", guarded(requests)),
+        Route("/labels", guarded(labels), methods=["POST"]),
+        Route("/openapi.json", guarded(openapi)),
+    ]
+    return Starlette(routes=routes)
+
+
+def _plain(label: Any) -> bool:
+    """A label JSON can carry as a class: text, a number, a boolean."""
+    return isinstance(label, str | bool | int) or (
+        isinstance(label, float) and label == label and abs(label) != float("inf")
+    )
+
+
+async def _append(engine: Any, labels: list[Label]) -> list[str]:
+    import anyio
+
+    return await anyio.to_thread.run_sync(engine.journal.append, labels)
+
+
+def _dumps(obj: Any) -> str:
+    from streamal.sinks import dumps
+
+    return dumps(obj)
+
+
+def serve(app: Starlette, host: str, port: int) -> Any:
+    """Run ``app`` with uvicorn in a daemon thread; returns the server (``should_exit``)."""
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        def install_signal_handlers(self) -> None:  # the daemon's own handlers stay
+            pass
+
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                    access_log=False))  # fmt: skip
+    thread = threading.Thread(target=server.run, name="streamal-http", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if not server.started:
+        raise OSError(f"cannot listen on {host}:{port}")
+    return server
+
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "streamal labelling API", "version": "1"},
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    "security": [{"bearer": []}],
+    "paths": {
+        "/requests": {"get": {
+            "summary": "Open label requests, oldest first",
+            "parameters": [
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 50}},
+                {"name": "after", "in": "query", "schema": {"type": "string"},
+                 "description": "the last request_id of the previous page"},
+            ],
+            "responses": {"200": {"description": "a page of requests: requests, classes, more"},
+                          "401": {"description": "missing or wrong token"}},
+        }},
+        "/labels": {"post": {
+            "summary": "One label or a list of them",
+            "requestBody": {"content": {"application/json": {"schema": {"oneOf": [
+                {"$ref": "#/components/schemas/Label"},
+                {"type": "array", "items": {"$ref": "#/components/schemas/Label"}}]}}}},
+            "responses": {
+                "200": {"description": "each item's outcome: applied, unknown, duplicate, "
+                                       "expired, invalid_label (with a reason)"},
+                "400": {"description": "malformed JSON"}, "401": {"description": "no token"},
+                "413": {"description": "body too large"}, "429": {"description": "too fast"},
+            },
+        }},
+        "/healthz": {"get": {"summary": "Alive", "security": [],
+                             "responses": {"200": {"description": "ok"}}}},
+        "/readyz": {"get": {"summary": "At work", "security": [],
+                            "responses": {"200": {"description": "ready"},
+                                          "503": {"description": "not ready"}}}},
+    },
+}  # fmt: skip
+OPENAPI["components"]["schemas"] = {
+    "Label": {
+        "type": "object",
+        "required": ["request_id", "label"],
+        "properties": {
+            "request_id": {"type": "string"},
+            "label": {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]},
+            "annotator": {"type": "string"},
+        },
+    }
+}

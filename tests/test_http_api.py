@@ -1,0 +1,227 @@
+"""The labelling API against the running daemon: requests out, labels in, durably, once."""
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import free_port
+
+
+def _call(base, path, token=None, body=None, raw=None):
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    req = urllib.request.Request(base + path, data=data, method="POST" if data else "GET")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"null") if "json" in (
+                resp.headers.get("content-type") or "") else resp.read()  # fmt: skip
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+class Daemon:
+    """`streamal run --source - --http` fed records through stdin, as a user runs it."""
+
+    def __init__(self, tmp_path, *extra):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamal", "run", "--source", "-", "--no-annotator",
+             "--metrics-port", "0", "--http", "--http-listen", f"127.0.0.1:{self.port}",
+             "--checkpoint", "s.ckpt", "--checkpoint-every", "200", "--budget", "0.2",
+             "--summary-every", "0", *extra],
+            cwd=tmp_path, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if _call(self.base, "/healthz")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        self.token = (tmp_path / "streamal-out/http.token").read_text().strip()
+
+    def feed(self, records):
+        for r in records:
+            self.proc.stdin.write(json.dumps(r) + "\n")
+        self.proc.stdin.flush()
+
+    def open_requests(self, at_least=1):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status, body = _call(self.base, "/requests?limit=1000", self.token)
+            assert status == 200
+            if len(body["requests"]) >= at_least:
+                return body["requests"]
+            time.sleep(0.1)
+        raise AssertionError("no open requests came")
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=30)
+        err = self.proc.stderr.read()
+        self.proc.stdin.close()
+        self.proc.stderr.close()
+        return err
+
+
+def _records(n, start=0):
+    return [{"id": f"e{i}", "x": float(i % 10), "y": float(i % 3)} for i in range(start, n)]
+
+
+def test_people_answer_requests_over_http(tmp_path):
+    d = Daemon(tmp_path)
+    try:
+        d.feed(_records(300))
+        first, second = d.open_requests(2)[:2]
+        assert set(first) >= {"request_id", "features", "prediction", "query_probability"}
+        assert _call(d.base, "/requests")[0] == 401  # no token
+        assert _call(d.base, "/requests", "wrong")[0] == 401
+        status, body = _call(d.base, "/labels", d.token, [
+            {"request_id": first["request_id"], "label": "hi", "annotator": "ann"},
+            {"request_id": first["request_id"], "label": "hi"},
+            {"request_id": "q-nope", "label": "hi"},
+            {"request_id": second["request_id"], "label": None},
+            {"label": "hi"},
+        ])  # fmt: skip
+        assert status == 200
+        assert [r["outcome"] for r in body["results"]] == [
+            "applied",
+            "duplicate",
+            "unknown",
+            "invalid_label",
+            "invalid_label",
+        ]
+        assert body["results"][3]["reason"] == f"label for {second['request_id']!r} is null"
+        status, body = _call(d.base, "/labels", d.token, raw=b"{not json")
+        assert status == 400 and body["error"].startswith("malformed JSON")
+        status, _ = _call(d.base, "/labels", d.token, raw=b"[" + b'"x",' * 400_000 + b'"x"]')
+        assert status == 413
+        assert _call(d.base, "/openapi.json", d.token)[1]["paths"]["/labels"]
+        assert _call(d.base, "/readyz")[0] == 200
+        mode = (tmp_path / "streamal-out/http.token").stat().st_mode & 0o777
+        assert mode == 0o600
+    finally:
+        err = d.stop()
+    assert d.proc.returncode == 0, err
+
+
+def test_a_client_over_the_rate_gets_429(tmp_path):
+    d = Daemon(tmp_path, "--http-rate", "5")
+    try:
+        statuses = [_call(d.base, "/requests", d.token)[0] for _ in range(30)]
+        assert 429 in statuses and statuses[0] == 200
+    finally:
+        d.stop()
+
+
+def test_every_acknowledged_label_is_applied_once_across_sigkills(tmp_path):
+    """8 clients post labels while the daemon is SIGKILLed and restarted 5 times."""
+    records = _records(2000)
+    acked: dict[str, str] = {}
+    sent: set[str] = set()
+    lock = threading.Lock()
+    d = Daemon(tmp_path)
+    d.feed(records[:400])
+    for round_ in range(6):
+        # a person answers a request once: one acknowledged and then lost stays unanswered
+        open_now = [r for r in d.open_requests(1) if r["request_id"] not in sent]
+        stop = threading.Event()
+
+        def client(k, open_now=open_now, stop=stop, d=d):
+            for r in open_now[k::8]:
+                if stop.is_set():
+                    return
+                with lock:
+                    sent.add(r["request_id"])
+                try:
+                    status, body = _call(
+                        d.base, "/labels", d.token, {"request_id": r["request_id"], "label": "hi"}
+                    )
+                except OSError:
+                    return  # the daemon died: this one was not acknowledged
+                if status == 200 and body["results"][0]["outcome"] == "applied":
+                    with lock:
+                        acked[r["request_id"]] = "hi"
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(0.05 * (round_ + 1))
+        if round_ < 5:
+            d.proc.kill()  # SIGKILL, mid-flight
+            d.proc.wait()
+            stop.set()
+            for t in threads:
+                t.join()
+            d.proc.stdin.close()
+            d.proc.stderr.close()
+            d = Daemon(tmp_path)
+            d.feed(records[: 400 + 300 * (round_ + 1)])  # the stream, read again from the start
+        else:
+            for t in threads:
+                t.join()
+    d.feed(records[2000:])
+    time.sleep(1)
+    d.stop()
+    from streamal import checkpoint
+
+    state = checkpoint.load(tmp_path / "s.ckpt", checkpoint.resolve_key(tmp_path / "s.ckpt"))
+    learner = state["learner"]
+    answered = {rid for rid, why in learner["pending"].closed_entries() if why == "answered"}
+    # every label acknowledged is in the model; one sent as the process died may be too
+    assert acked and set(acked) <= answered <= sent
+    assert learner["labels_applied"] == len(answered)  # none of them twice
+
+
+class _Engine:
+    """The parts of an engine the app reads, for fuzzing the app's own logic."""
+
+    def __init__(self):
+        from streamal import ActiveLearner
+
+        self.learner = ActiveLearner(budget=1.0)
+        self.lock = threading.RLock()
+        self.ready = True
+        self.journal = self
+
+    def append(self, labels):
+        with self.lock:
+            return [self.learner.learn(label.request_id, label.label) for label in labels]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=st.one_of(
+    st.binary(max_size=200),
+    st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
+                 lambda inner: st.lists(inner, max_size=4)
+                 | st.dictionaries(st.sampled_from(["request_id", "label", "annotator", "x"]),
+                                   inner, max_size=4),
+                 max_leaves=15).map(lambda o: json.dumps(o).encode()),
+))  # fmt: skip
+def test_any_body_gets_a_reply_never_a_5xx(body):
+    from starlette.testclient import TestClient
+
+    from streamal.http_api import make_app
+
+    engine = _Engine()
+    client = TestClient(make_app(engine, "t", rate=0))
+    reply = client.post("/labels", content=body, headers={"Authorization": "Bearer t"})
+    assert reply.status_code in (200, 400, 413)
+    if reply.status_code == 200:
+        for item in reply.json()["results"]:
+            assert item["outcome"] in {"applied", "unknown", "duplicate", "expired",
+                                       "invalid_label"}  # fmt: skip
+            if item["outcome"] != "applied":
+                assert item["reason"]
+    else:
+        assert reply.json()["error"]
