@@ -27,7 +27,7 @@ import logging
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -154,6 +154,7 @@ class Engine:
         self.lock = threading.RLock()
         self.journal: Any = None  # the label intake's LabelJournal, once attached
         self._started = threading.Event()  # resumed (and the journal read again): labels in
+        self._inbox: deque = deque()  # labels from the journal, for the loop to apply
         self._journal_applied = 0  # journal bytes whose labels the learner holds
         #: request id -> (label, position it waits until): labels read before their request
         self._parked: dict[str, tuple[Label, int]] = {}
@@ -174,12 +175,26 @@ class Engine:
     def apply_from_journal(self, labels: list[Label], end: int) -> list[str]:
         """Learn labels just written to the journal, in order; their outcomes."""
         self._started.wait()  # never into the learner a resume is about to replace
-        with self.lock:
+        item = (labels, end, threading.Event(), {})
+        # the loop applies them between two records, in journal order (a lock taken from
+        # here would wait behind a loop that takes it again at once)
+        self._inbox.append(item)
+        while not item[2].wait(0.02):
+            if self._waiting or not self._running:  # the loop is not turning: apply here
+                with self.lock:
+                    self._drain_inbox()
+        return item[3]["outcomes"]
+
+    def _drain_inbox(self) -> None:
+        """Apply the labels the journal handed over (with the lock held)."""
+        inbox = self._inbox
+        while inbox:
+            labels, end, done, slot = inbox.popleft()
             self.stats.labels_received += len(labels)
-            outcomes = [self._learn_label(label) for label in labels]
+            slot["outcomes"] = [self._learn_label(label) for label in labels]
             self._journal_applied = end
             self._ask_second_opinions()
-        return outcomes
+            done.set()
 
     def _replay_journal(self) -> None:
         """After a resume: the journal's labels after the checkpoint, applied again (a label
@@ -328,6 +343,8 @@ class Engine:
                 # a record read as the stop came is left for the next run to read
                 break
             with self.lock:  # the label intake applies its labels between records
+                if self._inbox:
+                    self._drain_inbox()
                 stats.records += 1
                 position = stats.records
                 if annotator is not None:

@@ -129,11 +129,19 @@ def make_app(
         except ValueError:
             return _error(400, "limit must be a whole number")
         after = request.query_params.get("after")
-        with engine.lock:
-            pending = engine.learner.pending
-            entries = pending.open_entries()
-            held = {rid: who for rid, (who, _) in getattr(engine.learner, "_held", {}).items()}
-            classes = list(getattr(engine.learner.model, "classes", []))
+        # read without the engine's lock, which the loop takes for every record: copying
+        # a dict is one step the loop cannot interleave with; a rare clash is read again
+        for _ in range(10):
+            try:
+                learner = engine.learner
+                entries = learner.pending.open_entries()
+                held = {rid: who for rid, (who, _) in dict(getattr(learner, "_held", {})).items()}
+                classes = list(getattr(learner.model, "classes", []))
+                break
+            except RuntimeError:  # changed size during the copy
+                continue
+        else:
+            return _error(503, "busy: try again")
         if after is not None:
             ids = [e.request_id for e in entries]
             entries = entries[ids.index(after) + 1 :] if after in ids else []
