@@ -55,6 +55,10 @@ class EngineStats:
     bad_labels: Counter = field(default_factory=Counter)  # malformed labels from a source
     checkpoints: int = 0
     second_opinions: int = 0  # requests sent again to another annotator
+    #: labels received by the way they came: simulated, file, http
+    intake: Counter = field(default_factory=Counter)
+    #: (route, status) -> requests the labelling API answered
+    http_requests: Counter = field(default_factory=Counter)
 
 
 class Interrupted(Exception):
@@ -191,6 +195,7 @@ class Engine:
         while inbox:
             labels, end, done, slot = inbox.popleft()
             self.stats.labels_received += len(labels)
+            self.stats.intake["http"] += len(labels)
             slot["outcomes"] = [self._learn_label(label) for label in labels]
             self._journal_applied = end
             self._ask_second_opinions()
@@ -208,7 +213,7 @@ class Engine:
         journal.seek({"inode": path.stat().st_ino, "offset": self._journal_applied})
         park = self.stats.records
         while items := journal.poll():
-            self._apply_labels(items, park)
+            self._apply_labels(items, park, intake="http")
         journal.close()
         self._journal_applied = path.stat().st_size
         log.info("applied again the labels of %s after the checkpoint", path)
@@ -348,11 +353,11 @@ class Engine:
                 stats.records += 1
                 position = stats.records
                 if annotator is not None:
-                    self._apply_labels(annotator.poll(position))
+                    self._apply_labels(annotator.poll(position), intake="simulated")
                 if self.labels is not None:
                     # after a resume, labels read again may come before their requests
                     park = position if self.checkpoint is not None else None
-                    self._apply_labels(self.labels.poll(position), park)
+                    self._apply_labels(self.labels.poll(position), park, intake="file")
                 if self._parked:
                     self._unpark_expired(position)
                 if isinstance(item, BadInput):
@@ -396,13 +401,18 @@ class Engine:
                 self._apply_labels([parked[0]], counted=True)
 
     def _apply_labels(
-        self, labels: list[Label | BadInput], park_until: int | None = None, counted: bool = False
+        self,
+        labels: list[Label | BadInput],
+        park_until: int | None = None,
+        counted: bool = False,
+        intake: str = "file",
     ) -> None:
         """Learn the labels; with ``park_until`` (labels from a source that a resume reads
         again), a label for a request not made yet waits for it until that position."""
         for label in labels:
             if not counted:
                 self.stats.labels_received += 1
+                self.stats.intake[intake] += 1
             if isinstance(label, BadInput):
                 self._dead_letter("label", label.reason, label.to_dead_letter(), label.where)
                 self.stats.bad_labels["malformed"] += 1

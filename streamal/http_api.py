@@ -100,20 +100,33 @@ def make_app(
         async def endpoint(request: Request) -> Response:
             client = request.client.host if request.client else "?"
             if not limiter.allows(client):
-                return _error(429, f"more than {rate:g} requests a second; slow down")
+                response = _error(429, f"more than {rate:g} requests a second; slow down")
+                _count(request, response)
+                return response
             if needs_token:
                 given = request.headers.get("authorization", "")
                 scheme, _, value = given.partition(" ")
                 if scheme.lower() != "bearer" or not hmac.compare_digest(
                     value.strip().encode(), token.encode()
                 ):
-                    return _error(401, "missing or wrong token: send Authorization: Bearer TOKEN")
+                    response = _error(
+                        401, "missing or wrong token: send Authorization: Bearer TOKEN"
+                    )
+                    _count(request, response)
+                    return response
             try:
-                return await handler(request)
+                response = await handler(request)
             except Exception as e:  # nothing a client sends may reach past its reply
-                return _error(500, f"internal error: {type(e).__name__}")
+                response = _error(500, f"internal error: {type(e).__name__}")
+            _count(request, response)
+            return response
 
         return endpoint
+
+    def _count(request: Request, response: Response) -> None:
+        counts = getattr(getattr(engine, "stats", None), "http_requests", None)
+        if counts is not None:
+            counts[(request.url.path, response.status_code)] += 1
 
     async def healthz(request: Request) -> Response:
         return Response("ok\n", media_type="text/plain")

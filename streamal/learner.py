@@ -31,6 +31,7 @@ from typing import Any
 from streamal.annotators import AnnotatorReliability
 from streamal.budget import BudgetCap
 from streamal.drift import DriftMonitor
+from streamal.latency import LabelLatency
 from streamal.model import Classifier, default_model
 from streamal.pending import PendingRequest, PendingRequests
 from streamal.records import Decision, Decisions, Record
@@ -283,6 +284,8 @@ class ActiveLearner:
         self.n_queries = 0
         self.labels_applied = 0
         self.labels_rejected: Counter[str] = Counter()
+        #: seconds from each request to its label (the learner's time)
+        self.label_latency = LabelLatency()
         self.label_counts: Counter[Any] = Counter()
         self.labelled_correct = 0
         self.labelled_scored = 0
@@ -624,6 +627,7 @@ class ActiveLearner:
         if isinstance(req, str):
             self.labels_rejected[req] += 1
             return req
+        self.label_latency.observe(now - req.created)
         if self.late_exploration:
             position = getattr(req, "position", -1)  # requests saved before it existed lack it
             if position >= 0:
@@ -830,7 +834,7 @@ class ActiveLearner:
             "_background_since": 0, "annotators": AnnotatorReliability(),
             "second_opinion_below": 0.0, "second_opinions": [], "_held": {},
             "late_exploration": 0.0, "late_delay": 200, "label_delay": None, "_late_share": 0.0,
-            "exploration_share": 0.0, "fixed_classes": None,
+            "exploration_share": 0.0, "fixed_classes": None, "label_latency": LabelLatency(),
             "validator": RecordValidator(require_all=False),
         }  # fmt: skip
         learner.__dict__.update({**defaults, **{k: v for k, v in state.items() if k != "format"}})

@@ -21,7 +21,7 @@ from collections import Counter
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 __all__ = ["Metrics"]
 
@@ -147,6 +147,30 @@ class _Collector:
         if learner.weighted_accuracy is not None:
             acc.add_metric(["weighted"], learner.weighted_accuracy)
         yield acc
+        latency = getattr(learner, "label_latency", None)
+        if latency is not None:
+            yield HistogramMetricFamily(
+                "streamal_label_latency_seconds",
+                "Seconds from a label request to its label (the learner's time: event time "
+                "when records carry it).",
+                buckets=latency.cumulative(), sum_value=latency.sum,
+            )  # fmt: skip
+        if stats is not None and getattr(stats, "intake", None) is not None:
+            intake = CounterMetricFamily(
+                "streamal_intake_labels", "Labels received, by the way they came.",
+                labels=["intake"],
+            )  # fmt: skip
+            for name, count in sorted(stats.intake.items()):
+                intake.add_metric([name], count)
+            yield intake
+        if stats is not None and getattr(stats, "http_requests", None):
+            http = CounterMetricFamily(
+                "streamal_http_requests", "Requests the labelling API answered.",
+                labels=["route", "status"],
+            )  # fmt: skip
+            for (route, status), count in sorted(stats.http_requests.items()):
+                http.add_metric([route, str(status)], count)
+            yield http
         annotators = getattr(learner, "annotators", None)
         if annotators is not None and annotators.labels:
             rel = GaugeMetricFamily(

@@ -106,7 +106,10 @@ def test_metrics_in_the_readme_exist():
     registry = CollectorRegistry()
     # the strategy's threshold exists once it has run; every record queried
     learner = ActiveLearner(cold_start=0, budget=1.0)
-    Metrics(registry, learner, EngineStats())
+    stats = EngineStats()
+    stats.intake["file"] += 1
+    stats.http_requests[("/labels", 200)] += 1
+    Metrics(registry, learner, stats)
     learner.learn(learner.decide({"x": 1.0}).request_id, "a")  # a label delay is known
     learner.learn({"x": 1.0}, "a")
     learner.learn({"x": 1.0}, "a", annotator="ann")  # the model predicts now: a reliability

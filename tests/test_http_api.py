@@ -32,12 +32,13 @@ def _call(base, path, token=None, body=None, raw=None):
 class Daemon:
     """`streamal run --source - --http` fed records through stdin, as a user runs it."""
 
-    def __init__(self, tmp_path, *extra):
+    def __init__(self, tmp_path, *extra, metrics_port=0):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamal", "run", "--source", "-", "--no-annotator",
-             "--metrics-port", "0", "--http", "--http-listen", f"127.0.0.1:{self.port}",
+             "--metrics-port", str(metrics_port), "--http",
+             "--http-listen", f"127.0.0.1:{self.port}",
              "--checkpoint", "s.ckpt", "--checkpoint-every", "200", "--budget", "0.2",
              "--summary-every", "0", *extra],
             cwd=tmp_path, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -80,7 +81,8 @@ def _records(n, start=0):
 
 
 def test_people_answer_requests_over_http(tmp_path):
-    d = Daemon(tmp_path)
+    metrics_port = free_port()
+    d = Daemon(tmp_path, metrics_port=metrics_port)
     try:
         d.feed(_records(300))
         first, second = d.open_requests(2)[:2]
@@ -111,6 +113,12 @@ def test_people_answer_requests_over_http(tmp_path):
         assert _call(d.base, "/readyz")[0] == 200
         mode = (tmp_path / "streamal-out/http.token").stat().st_mode & 0o777
         assert mode == 0o600
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as resp:
+            scraped = resp.read().decode()
+        assert 'streamal_intake_labels_total{intake="http"} 3.0' in scraped  # the 3 decoded
+        assert 'streamal_http_requests_total{route="/labels",status="200"} 1.0' in scraped
+        assert 'streamal_http_requests_total{route="/requests",status="401"} 2.0' in scraped
+        assert "streamal_label_latency_seconds_count 1.0" in scraped
     finally:
         err = d.stop()
     assert d.proc.returncode == 0, err

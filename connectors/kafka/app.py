@@ -96,6 +96,7 @@ class _Stats:
 
     records: int = 0
     labels_received: int = 0
+    intake: Counter = field(default_factory=Counter)  # labels by the way they came
     dead_letters: Counter = field(default_factory=Counter)
     bad_labels: Counter = field(default_factory=Counter)
     cycles: int = 0
@@ -649,6 +650,7 @@ class KafkaApp:
 
     def _on_label(self, m: Any) -> None:
         self.stats.labels_received += 1
+        self.stats.intake["kafka"] += 1
         label = decode_label(m.value, f"{m.topic}/{m.partition}/{m.offset}")
         if isinstance(label, BadInput):
             self.stats.bad_labels["malformed"] += 1
