@@ -9,6 +9,9 @@ loop. Routes:
   list of them; the reply gives each item's outcome (``applied``,
   ``unknown``, ``duplicate``, ``expired``, ``invalid_label``) once the
   labels are on disk and learned (``LabelJournal``);
+* ``GET /stats``: records, requests, labels, budget spent, accuracy estimate;
+* ``GET /``: the labelling page (``streamal.labelling_page``), which asks for
+  the token itself;
 * ``GET /healthz``, ``GET /readyz``: without a token;
 * ``GET /openapi.json``: this API described.
 
@@ -218,12 +221,31 @@ def make_app(
     async def openapi(request: Request) -> Response:
         return JSONResponse(OPENAPI)
 
+    async def page(request: Request) -> Response:
+        from streamal.labelling_page import PAGE
+
+        # nothing but this page's own script and style, and requests to this origin
+        policy = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
+        return Response(PAGE, media_type="text/html; charset=utf-8",
+                        headers={"Content-Security-Policy": policy})  # fmt: skip
+
+    async def stats(request: Request) -> Response:
+        learner = engine.learner
+        n = learner.n_records
+        body = {"records": n, "requests": learner.n_queries,
+                "labels_applied": learner.labels_applied, "budget": learner.budget,
+                "budget_spent": learner.n_queries / n if n else 0.0,
+                "accuracy": learner.weighted_accuracy, "pending": len(learner.pending)}  # fmt: skip
+        return Response(_dumps(body), media_type="application/json")
+
     routes = [
         Route("/healthz", guarded(healthz, needs_token=False)),
         Route("/readyz", guarded(readyz, needs_token=False)),
         Route("/requests", guarded(requests)),
         Route("/labels", guarded(labels), methods=["POST"]),
         Route("/openapi.json", guarded(openapi)),
+        Route("/stats", guarded(stats)),
+        Route("/", guarded(page, needs_token=False)),
     ]
     return Starlette(routes=routes)
 
