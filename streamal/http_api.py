@@ -168,6 +168,11 @@ def make_app(
                 "record_id": e.record_id,
                 "features": e.features,
                 "prediction": e.prediction,
+                "probabilities": {
+                    str(k): v for k, v in (getattr(e, "probabilities", None) or {}).items()
+                },
+                "utility": getattr(e, "utility", None),
+                "reason": getattr(e, "reason", None),
                 "query_probability": e.query_probability,
                 "second_opinion": e.request_id in held,
                 "exclude_annotator": held.get(e.request_id),

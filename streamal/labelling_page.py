@@ -37,7 +37,9 @@ PAGE = """<!doctype html>
   <p id="empty">No open request right now.</p>
   <div id="current" class="hidden">
     <p>Request <code id="rid"></code>: the model predicts <b id="prediction"></b>
-      (asked with probability <span id="qp"></span><span id="second"></span>).</p>
+      (asked <span id="why"></span>, with probability <span id="qp"></span><span
+      id="second"></span>).</p>
+    <p id="probabilities"></p>
     <table id="features"></table>
     <div id="classes"></div>
     <p><label>Another label <input id="other" size="16"></label>
@@ -81,6 +83,11 @@ function show(req) {
   $("prediction").textContent = req.prediction === null ? "nothing yet" : String(req.prediction);
   $("qp").textContent = Number(req.query_probability).toFixed(3);
   $("second").textContent = req.second_opinion ? ", a second opinion" : "";
+  const why = {strategy: "by the strategy: the model is unsure of it",
+               cold_start: "while the model learns its first labels"};
+  $("why").textContent = why[req.reason] || "by the strategy";
+  $("probabilities").textContent = Object.entries(req.probabilities || {})
+    .map(([c, p]) => c + " " + Number(p).toFixed(2)).join(" · ");
   const table = $("features"); table.innerHTML = "";
   for (const [name, value] of Object.entries(req.features)) {
     const row = table.insertRow(); cell(row, name, true); cell(row, String(value), false);

@@ -359,6 +359,9 @@ class ActiveLearner:
                 prediction=prediction,
                 query_probability=query_probability,
                 position=self.n_records,
+                utility=utility,
+                reason=reason,
+                probabilities=proba,
             )
         if self.n_records % _EXPIRE_EVERY == 0:
             self.pending.expire(now)
@@ -428,6 +431,7 @@ class ActiveLearner:
             utility_of = self._utility
             utilities = [utility_of(p) for p in probas]
         warm = self._warm or self._warmed_up()
+        reason = "strategy" if warm else "cold_start"
         cap = self.cap if self.cap is not None else BudgetCap(1.0)
         policy = self._policy if warm else _ColdStart()
         if warm and self._routes:
@@ -442,14 +446,14 @@ class ActiveLearner:
             record = batch[k]
             request_ids[k] = request_id = f"q-{record.id}"
             add(request_id, record.features, times[k], record.id, prediction_of(probas[k]),
-                query_probabilities[k], first + k)  # fmt: skip
+                query_probabilities[k], first + k, utilities[k], reason, probas[k])  # fmt: skip
         self.n_queries += sum(queries)
         if batch and (first - 1) // _EXPIRE_EVERY != self.n_records // _EXPIRE_EVERY:
             self.pending.expire(times[-1])
         return Decisions(
             [r.id for r in batch], probas, confidences, utilities, queries, query_probabilities,
             request_ids,
-            prediction_of=prediction_of, reason="strategy" if warm else "cold_start",
+            prediction_of=prediction_of, reason=reason,
             failed=failed,
         )  # fmt: skip
 

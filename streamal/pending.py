@@ -34,6 +34,11 @@ class PendingRequest:
     query_probability: float
     #: records decided before this one, so a label's delay is known in records
     position: int = -1
+    #: what a person answering it is shown: the utility, why it was asked, the
+    #: probabilities (requests saved before these existed lack them)
+    utility: float | None = None
+    reason: str | None = None
+    probabilities: dict[Any, float] | None = None
 
 
 class PendingRequests:
@@ -89,6 +94,9 @@ class PendingRequests:
         prediction: Any,
         query_probability: float,
         position: int = -1,
+        utility: float | None = None,
+        reason: str | None = None,
+        probabilities: dict[Any, float] | None = None,
     ) -> None:
         pending = self._open
         if request_id not in pending:
@@ -98,8 +106,9 @@ class PendingRequests:
                 self._open_order = order = deque(pending)
                 order.append(request_id)
         req = pending[request_id] = PendingRequest(
-            request_id, record_id, features, now, prediction, query_probability, position
-        )
+            request_id, record_id, features, now, prediction, query_probability, position,
+            utility, reason, probabilities,
+        )  # fmt: skip
         if self._journal is not None:
             self._journal["open", request_id] = req
         if len(pending) > self.max_size:

@@ -86,7 +86,16 @@ def test_people_answer_requests_over_http(tmp_path):
     try:
         d.feed(_records(300))
         first, second = d.open_requests(2)[:2]
-        assert set(first) >= {"request_id", "features", "prediction", "query_probability"}
+        assert set(first) >= {
+            "request_id",
+            "features",
+            "prediction",
+            "query_probability",
+            "probabilities",
+            "utility",
+            "reason",
+        }
+        assert first["reason"] in ("strategy", "cold_start")
         assert _call(d.base, "/requests")[0] == 401  # no token
         assert _call(d.base, "/requests", "wrong")[0] == 401
         status, body = _call(d.base, "/labels", d.token, [

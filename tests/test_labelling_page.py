@@ -33,6 +33,7 @@ def test_a_person_answers_twenty_requests_in_the_browser(tmp_path):
             wait.until(lambda b: b.find_element(By.ID, "rid").text
                        and b.find_element(By.ID, "rid").text not in answered)  # fmt: skip
             rid = browser.find_element(By.ID, "rid").text
+            assert browser.find_element(By.ID, "why").text  # why it was asked
             x = float(browser.find_element(By.XPATH, "//th[text()='x']/../td").text)
             label = "hi" if x > 4 else "lo"
             if i % 2:  # a key for every other answer, a click for the rest
