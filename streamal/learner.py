@@ -35,7 +35,7 @@ from streamal.latency import LabelLatency
 from streamal.model import Classifier, default_model
 from streamal.pending import PendingRequest, PendingRequests
 from streamal.records import Decision, Decisions, Record
-from streamal.schema import LARGEST, InvalidRecord, RecordValidator, is_text
+from streamal.schema import InvalidRecord, RecordValidator, is_text
 from streamal.strategies import PerClassQuantileFilter, QueryStrategy
 from streamal.strategies import get as get_strategy
 from streamal.strategies.exploration import Exploration
@@ -214,12 +214,9 @@ class ActiveLearner:
                 raise ValueError(f"classes: {problem}")
         #: the labels accepted, when fixed: a label's text form maps to its class,
         #: so that "1" from a form and 1 from JSON reach the same class
-        self.fixed_classes: dict[Any, Any] | None = None
-        if classes:
-            self.fixed_classes = {}
-            for c in classes:
-                self.fixed_classes.setdefault(c, c)
-                self.fixed_classes.setdefault(str(c), c)
+        self.fixed_classes: dict[Any, Any] | None = {} if classes else None
+        for c in classes or ():
+            self._accept_class(c)
         self.validator = validator if validator is not None else RecordValidator(require_all=False)
         if model is None:
             model = default_model(len(classes) if classes else 2)
@@ -304,15 +301,9 @@ class ActiveLearner:
     def decide(self, record: Record | Mapping[str, Any], now: float | None = None) -> Decision:
         """Score one record and decide whether to request its label."""
         if not isinstance(record, Record):
-            record = Record(id=f"r{self.n_records + 1}", features=_as_dict(record))
-        features, validator = record.features, self.validator
-        try:  # the validator's own first test, here to save a call on the hot path
-            usual = (
-                features.keys() == validator.names and sum(map(abs, features.values())) <= LARGEST
-            )
-        except (AttributeError, TypeError, ValueError, OverflowError):
-            usual = False
-        if not usual and (problem := validator.check(features)) is not None:
+            record = Record(id=f"r{self.n_records + 1}", features=_features_of(record))
+        problem = self.validator.check(record.features)
+        if problem is not None:
             raise InvalidRecord(problem)
         if now is None:
             if record.ts is not None:
@@ -399,7 +390,7 @@ class ActiveLearner:
             return self._decide_each(records, now)
         first = self.n_records + 1
         records = records if isinstance(records, list) else list(records)
-        batch = [r if isinstance(r, Record) else Record(f"r{first + i}", _as_dict_or_none(r))
+        batch = [r if isinstance(r, Record) else Record(f"r{first + i}", _features_of(r))
                  for i, r in enumerate(records)]  # fmt: skip
         features = [r.features for r in batch]
         problems = self.validator.check_many(features)
@@ -612,7 +603,7 @@ class ActiveLearner:
             return "invalid_label"
         if not isinstance(request, str):
             if isinstance(request, Mapping):
-                features = _as_dict(request)
+                features = dict(request)
                 self.validator.ensure(features)
                 if annotator is not None:
                     weight *= self._annotator_weight(features, label, annotator)
@@ -693,8 +684,12 @@ class ActiveLearner:
         if (problem := _label_problem(label)) is not None:
             raise ValueError(problem)
         if self.fixed_classes is not None:
-            self.fixed_classes.setdefault(label, label)
-            self.fixed_classes.setdefault(str(label), label)
+            self._accept_class(label)
+
+    def _accept_class(self, label: Any) -> None:
+        fixed = self.fixed_classes
+        fixed.setdefault(label, label)
+        fixed.setdefault(str(label), label)
 
     def _swap_in_background(self) -> None:
         background = self.background
@@ -869,16 +864,7 @@ def _label_problem(label: Any) -> str | None:
     return f"label must be a string, number or boolean, got {type(label).__name__}"
 
 
-def _as_dict(features: Any) -> dict[str, Any]:
-    """A mapping's features as a dict; anything else is refused with a reason."""
-    if isinstance(features, Mapping):
-        return dict(features)
-    raise InvalidRecord(
-        f"features must be a mapping of name -> value, got {type(features).__name__}"
-    )
-
-
-def _as_dict_or_none(features: Any) -> Any:
+def _features_of(features: Any) -> Any:
     """A mapping as a dict of its own; anything else as it is, for the validator to name."""
     return dict(features) if isinstance(features, Mapping) else features
 

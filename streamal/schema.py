@@ -37,7 +37,7 @@ __all__ = ["RecordValidator", "InvalidRecord", "ENVELOPE"]
 
 #: the largest magnitude a feature may have: a running variance squares it,
 #: and one square past float range turns the scaler's state to NaN for good
-LARGEST = 1e100
+_LARGEST = 1e100
 
 #: the names of a record's envelope: never features
 ENVELOPE = frozenset({"id", "ts", "key", "label"})
@@ -48,7 +48,7 @@ class InvalidRecord(ValueError):
 
 
 def _unusable(name: str, value: float) -> str:
-    """Why a number outside ``[-LARGEST, LARGEST]`` cannot be learned from."""
+    """Why a number outside ``[-_LARGEST, _LARGEST]`` cannot be learned from."""
     if isinstance(value, float) and not math.isfinite(value):
         return f"feature {name!r} is NaN or infinite"
     shown = repr(value)
@@ -106,7 +106,7 @@ class RecordValidator:
             # the usual record, in two C-level passes: the names the first good record
             # had, and numbers whose sum is finite and not huge; anything else (a string,
             # a new name, NaN) takes the loop below, which names the problem
-            if features.keys() == self.names and sum(map(abs, features.values())) <= LARGEST:
+            if features.keys() == self.names and sum(map(abs, features.values())) <= _LARGEST:
                 return None
         except (AttributeError, TypeError, ValueError, OverflowError):  # OverflowError: an
             pass  # int past float range
@@ -121,7 +121,7 @@ class RecordValidator:
             if (names is None or name not in names) and (problem := _bad_name(name)):
                 return problem
             if kind is float:
-                if not -LARGEST <= value <= LARGEST:  # NaN fails too
+                if not -_LARGEST <= value <= _LARGEST:  # NaN fails too
                     return _unusable(name, value)
             elif kind is str:
                 if numeric is not None and name in numeric:
@@ -130,7 +130,7 @@ class RecordValidator:
                     return f"feature {name!r} is not valid text"
             elif isinstance(value, int | float):  # bool is an int; numpy's float64 a float
                 try:
-                    if not -LARGEST <= value <= LARGEST:
+                    if not -_LARGEST <= value <= _LARGEST:
                         return _unusable(name, value)
                 except TypeError:  # a number type that does not compare
                     return f"feature {name!r} has unsupported type {kind.__name__}"
@@ -155,7 +155,7 @@ class RecordValidator:
         if names is not None:
             try:
                 if all(map(eq, map(dict.keys, many), repeat(names))) and (
-                    sum(map(abs, chain.from_iterable(map(dict.values, many)))) <= LARGEST
+                    sum(map(abs, chain.from_iterable(map(dict.values, many)))) <= _LARGEST
                 ):
                     return None
             except (TypeError, ValueError, OverflowError):  # not all dicts, or not numbers
