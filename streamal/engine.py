@@ -38,7 +38,7 @@ from streamal import checkpoint as ckpt
 from streamal.config import settings_to_resume_with
 from streamal.learner import ActiveLearner
 from streamal.records import BadInput, Label, Record
-from streamal.schema import InvalidRecord
+from streamal.schema import why_not_decided
 
 __all__ = ["Engine", "EngineStats", "Interrupted"]
 
@@ -379,14 +379,8 @@ class Engine:
         t0 = time.perf_counter()
         try:
             decision = self.learner.decide(record)
-        except InvalidRecord as e:
-            self._dead_letter("record", str(e), _as_read(record), record.where)
-            return
-        except Exception as e:  # a record the model cannot take must not stop the loop
-            self._dead_letter(
-                "record", f"model failed on this record: {type(e).__name__}: {e}",
-                _as_read(record), record.where,
-            )  # fmt: skip
+        except Exception as e:  # a record refused, or one the model cannot take: not a stop
+            self._dead_letter("record", why_not_decided(e), _as_read(record), record.where)
             return
         if self.metrics is not None:
             self.metrics.decision_seconds.observe(time.perf_counter() - t0)

@@ -33,7 +33,7 @@ from itertools import chain, repeat
 from operator import eq
 from typing import Any
 
-__all__ = ["RecordValidator", "InvalidRecord", "ENVELOPE"]
+__all__ = ["RecordValidator", "InvalidRecord", "ENVELOPE", "why_not_decided"]
 
 #: the largest magnitude a feature may have: a running variance squares it,
 #: and one square past float range turns the scaler's state to NaN for good
@@ -45,6 +45,13 @@ ENVELOPE = frozenset({"id", "ts", "key", "label"})
 
 class InvalidRecord(ValueError):
     """Features the learner refuses to see; the message says why, in one line."""
+
+
+def why_not_decided(e: Exception) -> str:
+    """The dead letter's reason for a record ``decide`` raised ``e`` on."""
+    if isinstance(e, InvalidRecord):
+        return str(e)
+    return f"model failed on this record: {type(e).__name__}: {e}"
 
 
 def _unusable(name: str, value: float) -> str:

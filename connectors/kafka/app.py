@@ -48,7 +48,7 @@ from streamal.checkpoint import CheckpointError
 from streamal.config import learner_settings, settings_to_resume_with
 from streamal.learner import ActiveLearner
 from streamal.records import BadInput, Record
-from streamal.schema import InvalidRecord
+from streamal.schema import why_not_decided
 
 __all__ = ["KafkaSettings", "KafkaApp", "LearnerGroup", "StateError"]
 
@@ -635,9 +635,7 @@ class KafkaApp:
         # the learner checks the features (InvalidRecord) before its model sees them
         decisions = learner.decide_many(records)
         for i, e in decisions.failed:  # a record the model cannot take must not stop us
-            reason = str(e) if isinstance(e, InvalidRecord) else (
-                f"model failed on this record: {type(e).__name__}: {e}")  # fmt: skip
-            self._dead_letter("record", reason, sources[i])
+            self._dead_letter("record", why_not_decided(e), sources[i])
         send, version, name = self.producer.send, learner.labels_applied, self._strategy_name
         for i, decision in decisions.queried():
             value = encode_request(decision, records[i], name, version)
@@ -661,7 +659,6 @@ class KafkaApp:
             outcome = learner.learn(label.request_id, label.label, annotator=label.annotator)
         except Exception as e:
             outcome = f"unusable ({type(e).__name__}: {e})"
-        reason = learner.why_refused(label.request_id, label.label, outcome)
         if outcome == "held":  # the annotator is unreliable: ask another one
             self._dirty.add(partition)
             for pending, first in learner.take_second_opinions():
@@ -674,6 +671,7 @@ class KafkaApp:
             self._dirty.add(partition)
         else:
             self._dirty.add(partition)  # the rejection counters changed
+            reason = learner.why_refused(label.request_id, label.label, outcome)
             self._dead_letter("label", reason, m)
 
     def _holder(self, request_id: str) -> tuple[ActiveLearner, int]:
