@@ -27,13 +27,12 @@ re-applies a label. A bad line becomes a ``BadInput`` (a dead letter) naming
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-from streamal.records import BadInput, Label, label_from_object
+from streamal.records import BadInput, Label, json_line, label_from_object
 
 __all__ = ["LabelFile"]
 
@@ -196,13 +195,7 @@ class LabelFile:
 
 
 def _label(line: bytes, where: str) -> Label | BadInput:
-    text = line.rstrip(b"\r\n")
-    try:
-        obj = json.loads(text)
-    except UnicodeDecodeError:
-        return BadInput("line is not valid UTF-8", text, where)
-    except json.JSONDecodeError as e:
-        return BadInput(f"malformed JSON: {e.msg} at column {e.colno}", text, where)
-    except RecursionError:
-        return BadInput("JSON nested too deeply", text[:200], where)
-    return label_from_object(obj, text, where)
+    obj = json_line(line, where)
+    if isinstance(obj, BadInput):
+        return obj
+    return label_from_object(obj, line.rstrip(b"\r\n"), where)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ __all__ = [
     "BadInput",
     "record_from_object",
     "label_from_object",
+    "json_line",
 ]
 
 
@@ -227,6 +229,25 @@ def _original_bytes(text: str) -> bytes:
         return text.encode("utf-8", "surrogateescape")  # bytes a file reader could not decode
     except UnicodeEncodeError:
         return text.encode("utf-8", "surrogatepass")  # a lone surrogate escaped in JSON
+
+
+def json_line(line: str | bytes, where: str | None = None) -> Any:
+    """The value one line of JSON holds, or a ``BadInput`` saying why it holds none.
+
+    >>> json_line('{"x": 1}\\n')
+    {'x': 1}
+    >>> json_line("{not json", "f:3").reason
+    'malformed JSON: Expecting property name enclosed in double quotes at column 2'
+    """
+    text = line.rstrip(b"\r\n" if isinstance(line, bytes) else "\r\n")
+    try:
+        return json.loads(text)
+    except UnicodeDecodeError:
+        return BadInput("line is not valid UTF-8", text, where)
+    except json.JSONDecodeError as e:
+        return BadInput(f"malformed JSON: {e.msg} at column {e.colno}", text, where)
+    except RecursionError:
+        return BadInput("JSON nested too deeply", text[:200], where)
 
 
 def record_from_object(

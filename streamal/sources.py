@@ -27,7 +27,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import json
 import math
 import sys
 import zlib
@@ -36,7 +35,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from streamal.records import BadInput, Record, record_from_object
+from streamal.records import BadInput, Record, json_line, record_from_object
 from streamal.schema import ENVELOPE, is_text
 
 __all__ = [
@@ -248,15 +247,9 @@ class JsonlSource:
                 if problem is not None:
                     yield BadInput(problem, line, where)
                     continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    yield BadInput(
-                        f"malformed JSON: {e.msg} at column {e.colno}", line.rstrip("\r\n"), where
-                    )
-                    continue
-                except RecursionError:
-                    yield BadInput("JSON nested too deeply", line.rstrip("\r\n")[:200], where)
+                obj = json_line(line, where)
+                if isinstance(obj, BadInput):
+                    yield obj
                     continue
                 if not isinstance(obj, dict):
                     yield BadInput("a record must be a JSON object", line.rstrip("\r\n"), where)
