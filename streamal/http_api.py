@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from streamal.records import BadInput, Label, label_from_object
+from streamal.records import BadInput, Label, label_from_object, label_problem
 
 __all__ = ["make_app", "resolve_token", "serve", "MAX_BODY", "MAX_BATCH"]
 
@@ -206,20 +206,20 @@ def make_app(
         if len(batch) > MAX_BATCH:
             return _error(413, f"more than {MAX_BATCH} labels in one request")
         decoded = [label_from_object(item) for item in batch]
-        good = [d for d in decoded if isinstance(d, Label) and _plain(d.label)]
+        good = [d for d in decoded if isinstance(d, Label) and label_problem(d.label) is None]
         outcomes = iter(await _append(engine, good) if good else [])
         results = []
         for d in decoded:
-            if isinstance(d, Label) and _plain(d.label):
+            if isinstance(d, BadInput):
+                entry = {"request_id": None, "outcome": "invalid_label", "reason": d.reason}
+            elif (problem := label_problem(d.label)) is not None:  # kept out of the journal
+                entry = {"request_id": d.request_id, "outcome": "invalid_label",
+                         "reason": f"{problem} (request {d.request_id!r})"}  # fmt: skip
+            else:
                 outcome = next(outcomes)
                 entry = {"request_id": d.request_id, "outcome": outcome}
                 if outcome not in ("applied", "held"):
                     entry["reason"] = engine.learner.why_refused(d.request_id, d.label, outcome)
-            else:
-                reason = d.reason if isinstance(d, BadInput) else "label must be a string, " \
-                    "number or boolean"  # fmt: skip
-                entry = {"request_id": getattr(d, "request_id", None) if isinstance(d, Label)
-                         else None, "outcome": "invalid_label", "reason": reason}  # fmt: skip
             results.append(entry)
         return Response(_dumps({"results": results}), media_type="application/json")
 
@@ -253,13 +253,6 @@ def make_app(
         Route("/", guarded(page, needs_token=False)),
     ]
     return Starlette(routes=routes)
-
-
-def _plain(label: Any) -> bool:
-    """A label JSON can carry as a class: text, a number, a boolean."""
-    return isinstance(label, str | bool | int) or (
-        isinstance(label, float) and label == label and abs(label) != float("inf")
-    )
 
 
 async def _append(engine: Any, labels: list[Label]) -> list[str]:

@@ -34,8 +34,8 @@ from streamal.drift import DriftMonitor
 from streamal.latency import LabelLatency
 from streamal.model import Classifier, default_model
 from streamal.pending import PendingRequest, PendingRequests
-from streamal.records import Decision, Decisions, Record
-from streamal.schema import InvalidRecord, RecordValidator, is_text
+from streamal.records import Decision, Decisions, Record, label_problem
+from streamal.schema import InvalidRecord, RecordValidator
 from streamal.strategies import PerClassQuantileFilter, QueryStrategy
 from streamal.strategies import get as get_strategy
 from streamal.strategies.exploration import Exploration
@@ -210,7 +210,7 @@ class ActiveLearner:
     ):
         classes = list(classes) if classes is not None else None
         for c in classes or ():
-            if (problem := _label_problem(c)) is not None:
+            if (problem := label_problem(c)) is not None:
                 raise ValueError(f"classes: {problem}")
         #: the labels accepted, when fixed: a label's text form maps to its class,
         #: so that "1" from a form and 1 from JSON reach the same class
@@ -650,7 +650,7 @@ class ActiveLearner:
 
     def _as_class(self, label: Any) -> Any:
         """The class a label names, or ``_INVALID``."""
-        if _label_problem(label) is not None:
+        if label_problem(label) is not None:
             return _INVALID
         fixed = self.fixed_classes
         if fixed is None:
@@ -660,7 +660,7 @@ class ActiveLearner:
     def why_refused(self, request_id: Any, label: Any, outcome: str) -> str:
         """One line saying why ``learn(request_id, label)`` gave ``outcome``."""
         if outcome == "invalid_label":
-            problem = _label_problem(label)
+            problem = label_problem(label)
             if problem is None and self.fixed_classes is not None:
                 known = list(dict.fromkeys(self.fixed_classes.values()))
                 problem = f"label {label!r} is not one of the classes {known!r}"
@@ -681,7 +681,7 @@ class ActiveLearner:
         >>> learner.learn({"x": 1.0}, "phishing")
         'applied'
         """
-        if (problem := _label_problem(label)) is not None:
+        if (problem := label_problem(label)) is not None:
             raise ValueError(problem)
         if self.fixed_classes is not None:
             self._accept_class(label)
@@ -845,23 +845,6 @@ class ActiveLearner:
 
 
 _INVALID = object()
-
-
-def _label_problem(label: Any) -> str | None:
-    """Why ``label`` cannot be a class, or ``None``."""
-    if label is None:
-        return "label is missing (null)"
-    if isinstance(label, float) and not math.isfinite(label):
-        return f"label is {label!r}, not a class"
-    if isinstance(label, str):
-        if not is_text(label):
-            return "label is not valid text"
-        return None if label else "label is empty"
-    if isinstance(label, bool | int | float):
-        return None
-    if hasattr(label, "item") and not hasattr(label, "__len__"):  # a numpy scalar
-        return _label_problem(label.item())
-    return f"label must be a string, number or boolean, got {type(label).__name__}"
 
 
 def _features_of(features: Any) -> Any:

@@ -25,6 +25,7 @@ __all__ = [
     "record_from_object",
     "label_from_object",
     "json_line",
+    "label_problem",
 ]
 
 
@@ -229,6 +230,27 @@ def _original_bytes(text: str) -> bytes:
         return text.encode("utf-8", "surrogateescape")  # bytes a file reader could not decode
     except UnicodeEncodeError:
         return text.encode("utf-8", "surrogatepass")  # a lone surrogate escaped in JSON
+
+
+def label_problem(label: Any) -> str | None:
+    """Why ``label`` cannot be a class, or ``None``: a class is text, a number or a boolean.
+
+    >>> label_problem("UP") is None, label_problem(None)
+    (True, 'label is missing (null)')
+    """
+    if label is None:
+        return "label is missing (null)"
+    if isinstance(label, float) and not math.isfinite(label):
+        return f"label is {label!r}, not a class"
+    if isinstance(label, str):
+        if not is_text(label):
+            return "label is not valid text"
+        return None if label else "label is empty"
+    if isinstance(label, bool | int | float):
+        return None
+    if hasattr(label, "item") and not hasattr(label, "__len__"):  # a numpy scalar
+        return label_problem(label.item())
+    return f"label must be a string, number or boolean, got {type(label).__name__}"
 
 
 def json_line(line: str | bytes, where: str | None = None) -> Any:
