@@ -397,12 +397,13 @@ class Engine:
     def _apply_labels(
         self,
         labels: list[Label | BadInput],
-        park_until: int | None = None,
+        parked_at: int | None = None,
         counted: bool = False,
         intake: str = "file",
     ) -> None:
-        """Learn the labels; with ``park_until`` (labels from a source that a resume reads
-        again), a label for a request not made yet waits for it until that position."""
+        """Learn the labels; with ``parked_at`` (labels from a source that a resume reads
+        again: the stream position now), a label for a request not made yet waits for it,
+        ``checkpoint_every`` records at most."""
         for label in labels:
             if not counted:
                 self.stats.labels_received += 1
@@ -411,10 +412,10 @@ class Engine:
                 self._dead_letter("label", label.reason, label.to_dead_letter(), label.where)
                 self.stats.bad_labels["malformed"] += 1
                 continue
-            if park_until is not None and not self.learner.pending.knows(label.request_id):
+            if parked_at is not None and not self.learner.pending.knows(label.request_id):
                 # after a crash the records since the checkpoint are decided again, and the
                 # labels of their requests can be read before the requests are made again
-                self._parked[label.request_id] = (label, park_until + self.checkpoint_every)
+                self._parked[label.request_id] = (label, parked_at + self.checkpoint_every)
                 continue
             self._learn_label(label)
 
