@@ -14,6 +14,7 @@ streamal.config.ConfigError: learner.budget: must be in (0, 1], got 2.0
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -689,8 +690,6 @@ def settings_to_resume_with(
         return dict(current)
     if not keep_saved:
         raise SettingsChanged(where, changed)
-    import logging
-
     logging.getLogger("streamal").warning(
         "resuming with the settings %s was saved with; ignored: %s", where,
         ", ".join(f"{flag} {new!r} (kept {old!r})" for flag, old, new in changed),
