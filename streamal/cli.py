@@ -328,6 +328,7 @@ def _serve_api(s: Mapping[str, Any], engine: Any) -> Any:
     """The labelling API beside the engine, its labels through a durable journal."""
     try:
         from streamal.http_api import make_app, resolve_token, serve
+        from streamal.intake import EngineIntake
     except ImportError as e:
         raise ConfigError(
             f"http.enabled: the labelling API needs {e.name}, which is not installed: "
@@ -337,14 +338,14 @@ def _serve_api(s: Mapping[str, Any], engine: Any) -> Any:
     if not host or not port.isdigit():
         raise ConfigError(f"http.listen: expected HOST:PORT, got {s['http.listen']!r}")
     token, where = resolve_token(s["http.token_file"])
-    engine.attach_journal(s["http.journal"])
+    intake = EngineIntake(engine, s["http.journal"])
     try:
-        server = serve(make_app(engine, token, rate=s["http.rate"]), host, int(port))
+        server = serve(make_app(intake, token, rate=s["http.rate"]), host, int(port))
     except OSError as e:
         raise ConfigError(f"http.listen: cannot listen on {s['http.listen']}: {e}") from None
     log.info("labelling API on http://%s/requests (token in %s)", s["http.listen"], where)
     # the loop holds the interpreter for 5 ms at a time by default; a label's reply passes
-    # through three threads, each waiting its turn
+    # through the server's thread, the journal's and the loop's, each waiting its turn
     sys.setswitchinterval(0.0005)
     return server
 

@@ -176,30 +176,35 @@ class Engine:
         self.journal = LabelJournal(path, apply=self.apply_from_journal)
         return self.journal
 
-    def apply_from_journal(self, labels: list[Label], end: int) -> list[str]:
-        """Learn labels just written to the journal, in order; their outcomes."""
+    def apply_from_journal(
+        self, labels: list[Label], end: int, done: Callable[[list[str]], None]
+    ) -> None:
+        """Learn labels just written to the journal, in order; ``done`` gets their outcomes."""
         self._started.wait()  # never into the learner a resume is about to replace
-        item = (labels, end, threading.Event(), {})
-        # the loop applies them between two records, in journal order (a lock taken from
-        # here would wait behind a loop that takes it again at once)
-        self._inbox.append(item)
-        while not item[2].wait(0.02):
-            if self._waiting or not self._running:  # the loop is not turning: apply here
-                with self.lock:
-                    self._drain_inbox()
-        return item[3]["outcomes"]
+        # the loop applies them between two records, in journal order; when it is not
+        # turning (waiting for the source, or stopped) this thread does. The loop says it
+        # waits before it looks at the inbox, this thread hands over before it looks at
+        # the loop: one of the two always sees the labels
+        self._inbox.append((labels, end, done))
+        if self._waiting or not self._running:
+            with self.lock:
+                self._drain_inbox()
 
     def _drain_inbox(self) -> None:
         """Apply the labels the journal handed over (with the lock held)."""
-        inbox = self._inbox
+        inbox, intake = self._inbox, self.stats.intake
         while inbox:
-            labels, end, done, slot = inbox.popleft()
+            try:
+                labels, end, done = inbox.popleft()
+            except IndexError:  # drained meanwhile by the other thread
+                return
             self.stats.labels_received += len(labels)
-            self.stats.intake["http"] += len(labels)
-            slot["outcomes"] = [self._learn_label(label) for label in labels]
+            for label in labels:
+                intake[label.extra.get("intake", "http")] += 1
+            outcomes = [self._learn_label(label) for label in labels]
             self._journal_applied = end
             self._ask_second_opinions()
-            done.set()
+            done(outcomes)
 
     def _replay_journal(self) -> None:
         """After a resume: the journal's labels after the checkpoint, applied again (a label
@@ -342,6 +347,9 @@ class Engine:
         source = islice(iter(self.source), stats.records, None)
         while not self._stopping:
             self._waiting = True
+            if self._inbox:  # handed over just before the journal saw the loop wait
+                with self.lock:
+                    self._drain_inbox()
             item = next(source, _END)
             self._waiting = False
             if item is _END or self._stopping:

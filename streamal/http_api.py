@@ -23,13 +23,14 @@ sends reaches past its own reply.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from streamal.intake import BusyError, LabelIntake
 from streamal.records import BadInput, Label, label_from_object, label_problem
 
-__all__ = ["make_app", "resolve_token", "serve", "MAX_BODY", "MAX_BATCH"]
+__all__ = ["make_app", "resolve_token", "serve", "take_labels", "MAX_BODY", "MAX_BATCH"]
 
 MAX_BODY = 1 << 20
 MAX_BATCH = 1000
@@ -90,13 +92,19 @@ def _error(status: int, reason: str) -> JSONResponse:
 
 
 def make_app(
-    engine: Any,
+    intake: LabelIntake,
     token: str,
     *,
     max_body: int = MAX_BODY,
     rate: float = 1000.0,
+    hooks: Sequence[tuple[str, Callable]] = (),
 ) -> Starlette:
-    """The ASGI app over ``engine`` (its learner, lock and journal)."""
+    """The ASGI app over ``intake`` (``streamal.intake``).
+
+    ``hooks`` are ``(path, handler)`` routes for ``POST`` that check their
+    callers themselves (a webhook with a shared secret): the handler gets the
+    body, parsed, and the request's headers, and returns ``(status, body)``.
+    """
     limiter = _RateLimit(rate)
 
     def guarded(handler: Callable, needs_token: bool = True) -> Callable:
@@ -127,15 +135,13 @@ def make_app(
         return endpoint
 
     def _count(request: Request, response: Response) -> None:
-        counts = getattr(getattr(engine, "stats", None), "http_requests", None)
-        if counts is not None:
-            counts[(request.url.path, response.status_code)] += 1
+        intake.count_http(request.url.path, response.status_code)
 
     async def healthz(request: Request) -> Response:
         return Response("ok\n", media_type="text/plain")
 
     async def readyz(request: Request) -> Response:
-        ok = bool(getattr(engine, "ready", False))
+        ok = bool(intake.ready)
         return Response("ready\n" if ok else "not ready\n", status_code=200 if ok else 503,
                         media_type="text/plain")  # fmt: skip
 
@@ -145,19 +151,11 @@ def make_app(
         except ValueError:
             return _error(400, "limit must be a whole number")
         after = request.query_params.get("after")
-        # read without the engine's lock, which the loop takes for every record: copying
-        # a dict is one step the loop cannot interleave with; a rare clash is read again
-        for _ in range(10):
-            try:
-                learner = engine.learner
-                entries = learner.pending.open_entries()
-                held = {rid: who for rid, (who, _) in dict(getattr(learner, "_held", {})).items()}
-                classes = list(getattr(learner.model, "classes", []))
-                break
-            except RuntimeError:  # changed size during the copy
-                continue
-        else:
-            return _error(503, "busy: try again")
+        try:
+            now = intake.open_requests()
+        except BusyError as e:
+            return _error(503, str(e))
+        entries, held, classes = now.entries, now.held, now.classes
         if after is not None:
             ids = [e.request_id for e in entries]
             entries = entries[ids.index(after) + 1 :] if after in ids else []
@@ -183,44 +181,13 @@ def make_app(
         return Response(_dumps(body), media_type="application/json")
 
     async def labels(request: Request) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > 16 * max_body:
-            return _error(413, f"body over {max_body} bytes")
-        body = bytearray()
-        over = False
-        async for chunk in request.stream():
-            # read to the end even when over: a client still sending would see a reset
-            # instead of the 413
-            if not over:
-                body += chunk
-                over = len(body) > max_body
-        if over:
-            return _error(413, f"body over {max_body} bytes")
-        try:
-            obj = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            return _error(400, f"malformed JSON: {getattr(e, 'msg', 'not UTF-8')}")
-        except RecursionError:
-            return _error(400, "malformed JSON: nested too deeply")
+        obj = await _json_body(request, max_body)
+        if isinstance(obj, Response):
+            return obj
         batch = obj if isinstance(obj, list) else [obj]
         if len(batch) > MAX_BATCH:
             return _error(413, f"more than {MAX_BATCH} labels in one request")
-        decoded = [label_from_object(item) for item in batch]
-        good = [d for d in decoded if isinstance(d, Label) and label_problem(d.label) is None]
-        outcomes = iter(await _append(engine, good) if good else [])
-        results = []
-        for d in decoded:
-            if isinstance(d, BadInput):
-                entry = {"request_id": None, "outcome": "invalid_label", "reason": d.reason}
-            elif (problem := label_problem(d.label)) is not None:  # kept out of the journal
-                entry = {"request_id": d.request_id, "outcome": "invalid_label",
-                         "reason": f"{problem} (request {d.request_id!r})"}  # fmt: skip
-            else:
-                outcome = next(outcomes)
-                entry = {"request_id": d.request_id, "outcome": outcome}
-                if outcome not in ("applied", "held"):
-                    entry["reason"] = engine.learner.why_refused(d.request_id, d.label, outcome)
-            results.append(entry)
+        results = await take_labels(intake, [label_from_object(item) for item in batch])
         return Response(_dumps({"results": results}), media_type="application/json")
 
     async def openapi(request: Request) -> Response:
@@ -235,13 +202,17 @@ def make_app(
                         headers={"Content-Security-Policy": policy})  # fmt: skip
 
     async def stats(request: Request) -> Response:
-        learner = engine.learner
-        n = learner.n_records
-        body = {"records": n, "requests": learner.n_queries,
-                "labels_applied": learner.labels_applied, "budget": learner.budget,
-                "budget_spent": learner.n_queries / n if n else 0.0,
-                "accuracy": learner.weighted_accuracy, "pending": len(learner.pending)}  # fmt: skip
-        return Response(_dumps(body), media_type="application/json")
+        return Response(_dumps(intake.progress()), media_type="application/json")
+
+    def hook(handler: Callable) -> Callable:
+        async def endpoint(request: Request) -> Response:
+            obj = await _json_body(request, max_body)
+            if isinstance(obj, Response):
+                return obj
+            status, body = await handler(obj, request.headers)
+            return Response(_dumps(body), status_code=status, media_type="application/json")
+
+        return endpoint
 
     routes = [
         Route("/healthz", guarded(healthz, needs_token=False)),
@@ -252,13 +223,54 @@ def make_app(
         Route("/stats", guarded(stats)),
         Route("/", guarded(page, needs_token=False)),
     ]
+    routes += [Route(path, guarded(hook(h), needs_token=False), methods=["POST"])
+               for path, h in hooks]  # fmt: skip
     return Starlette(routes=routes)
 
 
-async def _append(engine: Any, labels: list[Label]) -> list[str]:
-    import anyio
+async def take_labels(intake: LabelIntake, decoded: list[Label | BadInput]) -> list[dict]:
+    """Hand the good labels to ``intake`` and wait until they are safe; each item's
+    outcome (with a reason when it is not taken)."""
+    good = [d for d in decoded if isinstance(d, Label) and label_problem(d.label) is None]
+    outcomes = iter(await asyncio.wrap_future(intake.submit(good)) if good else [])
+    results = []
+    for d in decoded:
+        if isinstance(d, BadInput):
+            entry = {"request_id": None, "outcome": "invalid_label", "reason": d.reason}
+        elif (problem := label_problem(d.label)) is not None:  # kept out of the journal
+            entry = {"request_id": d.request_id, "outcome": "invalid_label",
+                     "reason": f"{problem} (request {d.request_id!r})"}  # fmt: skip
+        else:
+            outcome = next(outcomes)
+            entry = {"request_id": d.request_id, "outcome": outcome}
+            if outcome not in ("applied", "held", "accepted"):
+                entry["reason"] = intake.why_refused(d, outcome)
+        results.append(entry)
+    return results
 
-    return await anyio.to_thread.run_sync(engine.journal.append, labels)
+
+async def _json_body(request: Request, max_body: int) -> Any:
+    """The request's body as JSON, or the 413 / 400 reply that says why not."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > 16 * max_body:
+        return _error(413, f"body over {max_body} bytes")
+    body = bytearray()
+    over = False
+    async for chunk in request.stream():
+        # read to the end even when over: a client still sending would see a reset
+        # instead of the 413
+        if not over:
+            body += chunk
+            over = len(body) > max_body
+    if over:
+        return _error(413, f"body over {max_body} bytes")
+    try:
+        obj = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return _error(400, f"malformed JSON: {getattr(e, 'msg', 'not UTF-8')}")
+    except RecursionError:
+        return _error(400, "malformed JSON: nested too deeply")
+    return obj
 
 
 def _dumps(obj: Any) -> str:

@@ -1,20 +1,20 @@
 """A durable journal of the labels people send, applied in the order written.
 
-Whatever hands labels over the network (the HTTP intake) appends them here
-and replies only once ``append`` returns: by then they are on disk
-(fsynced) and applied to the learner. One writer thread takes every batch
-waiting, writes it, fsyncs once for all of them (group commit), then hands
-the whole lot to ``apply`` with the journal's size after it. The engine
-applies them under its lock and saves that size with its checkpoint; after a
-crash it reads the journal again from there, so a label acknowledged is
-applied exactly once.
+Whatever hands labels over the network (the HTTP intake) submits them here
+and replies once the future ``submit`` returns is done: by then they are on
+disk (fsynced) and applied to the learner. One writer thread takes every
+batch waiting, writes it, fsyncs once for all of them (group commit), then
+hands the whole lot to ``apply`` with the journal's size after it and a
+callback for their outcomes. The engine applies them between two records,
+saves that size with its checkpoint, and after a crash reads the journal
+again from there, so a label acknowledged is applied exactly once.
 
 >>> import os, tempfile
->>> from streamal.records import Label
->>> def apply(labels, end):
-...     return ["applied" for _ in labels]
+>>> from streamal.records import Label, label_to_object
+>>> def apply(labels, end, done):
+...     done(["applied" for _ in labels])
 >>> journal = LabelJournal(os.path.join(tempfile.mkdtemp(), "labels.journal"), apply)
->>> journal.append([Label("q-1", "UP")])
+>>> journal.submit([Label("q-1", "UP")]).result()
 ['applied']
 >>> journal.close()
 """
@@ -26,11 +26,15 @@ import os
 import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
-from streamal.records import Label
+from streamal.records import Label, label_to_object
 
 __all__ = ["LabelJournal"]
+
+#: ``(labels, journal size after them, done(outcomes))``
+Apply = Callable[[list[Label], int, Callable[[list[str]], None]], None]
 
 
 class LabelJournal:
@@ -41,11 +45,12 @@ class LabelJournal:
     path
         The journal, one label a JSON line (the format of a label file).
     apply
-        ``(labels, journal size after them) -> outcomes``; called from the
-        writer thread, in journal order.
+        Called from the writer thread in journal order with the labels, the
+        journal's size after them, and a callback to give their outcomes to
+        (from any thread, at most once).
     """
 
-    def __init__(self, path: str | Path, apply: Callable[[list[Label], int], list[str]]):
+    def __init__(self, path: str | Path, apply: Apply):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.apply = apply
@@ -58,18 +63,13 @@ class LabelJournal:
     def size(self) -> int:
         return self._f.tell()
 
-    def append(self, labels: list[Label], timeout: float = 30.0) -> list[str]:
-        """Write, fsync and apply ``labels``; their outcomes, in order."""
+    def submit(self, labels: list[Label]) -> Future:
+        """Write, fsync and apply ``labels``: a future of their outcomes, in order."""
         if self._closed:
             raise RuntimeError("the journal is closed")
-        done = threading.Event()
-        slot: dict = {}
-        self._queue.put((labels, done, slot))
-        if not done.wait(timeout):
-            raise TimeoutError("the label journal did not answer in time")
-        if "error" in slot:
-            raise slot["error"]
-        return slot["outcomes"]
+        future: Future = Future()
+        self._queue.put((labels, future))
+        return future
 
     def _write(self) -> None:
         while True:
@@ -88,25 +88,19 @@ class LabelJournal:
                 batch.append(item)
             try:
                 lines = b"".join(
-                    json.dumps({"request_id": label.request_id, "label": label.label,
-                                "annotator": label.annotator}, ensure_ascii=False,
+                    json.dumps(label_to_object(label), ensure_ascii=False,
                                allow_nan=False).encode("utf-8") + b"\n"
-                    for labels, _, _ in batch for label in labels
+                    for labels, _ in batch for label in labels
                 )  # fmt: skip
                 self._f.write(lines)
                 self._f.flush()
                 os.fsync(self._f.fileno())
-                everything = [label for labels, _, _ in batch for label in labels]
-                outcomes = self.apply(everything, self._f.tell())
-                k = 0
-                for labels, done, slot in batch:
-                    slot["outcomes"] = outcomes[k : k + len(labels)]
-                    k += len(labels)
-                    done.set()
+                everything = [label for labels, _ in batch for label in labels]
+                self.apply(everything, self._f.tell(), _settler(batch))
             except Exception as e:  # the callers hear of it; the writer goes on
-                for _, done, slot in batch:
-                    slot["error"] = e
-                    done.set()
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(e)
 
     def close(self) -> None:
         if not self._closed:
@@ -114,3 +108,15 @@ class LabelJournal:
             self._queue.put(None)
             self._thread.join(timeout=10)
             self._f.close()
+
+
+def _settler(batch: list[tuple[list[Label], Future]]) -> Callable[[list[str]], None]:
+    """The callback that shares a batch's outcomes out to the futures of its parts."""
+
+    def done(outcomes: list[str]) -> None:
+        k = 0
+        for labels, future in batch:
+            future.set_result(outcomes[k : k + len(labels)])
+            k += len(labels)
+
+    return done

@@ -26,6 +26,7 @@ __all__ = [
     "label_from_object",
     "json_line",
     "label_problem",
+    "label_to_object",
 ]
 
 
@@ -353,4 +354,19 @@ def label_from_object(obj: Any, raw: Any = None, where: str | None = None) -> La
     if obj["label"] is None:
         return BadInput(f"label for {request_id!r} is null", raw if raw is not None else obj, where)
     annotator = obj.get("annotator")
-    return Label(request_id, obj["label"], None if annotator is None else str(annotator))
+    label = Label(request_id, obj["label"], None if annotator is None else str(annotator))
+    if isinstance(intake := obj.get("intake"), str):  # what carried it: counted by that
+        label.extra["intake"] = intake
+    return label
+
+
+def label_to_object(label: Label) -> dict[str, Any]:
+    """The JSON object of a label, the inverse of ``label_from_object``.
+
+    >>> label_to_object(label_from_object({"request_id": "q-1", "label": "UP", "intake": "http"}))
+    {'request_id': 'q-1', 'label': 'UP', 'annotator': None, 'intake': 'http'}
+    """
+    obj = {"request_id": label.request_id, "label": label.label, "annotator": label.annotator}
+    if "intake" in label.extra:
+        obj["intake"] = label.extra["intake"]
+    return obj

@@ -201,20 +201,36 @@ def test_every_acknowledged_label_is_applied_once_across_sigkills(tmp_path):
     assert learner["labels_applied"] == len(answered)  # none of them twice
 
 
-class _Engine:
-    """The parts of an engine the app reads, for fuzzing the app's own logic."""
+class _Intake:
+    """A LabelIntake that learns at once, for fuzzing the app's own logic."""
+
+    ready = True
 
     def __init__(self):
         from streamal import ActiveLearner
 
         self.learner = ActiveLearner(budget=1.0)
-        self.lock = threading.RLock()
-        self.ready = True
-        self.journal = self
 
-    def append(self, labels):
-        with self.lock:
-            return [self.learner.learn(label.request_id, label.label) for label in labels]
+    def open_requests(self):
+        from streamal.intake import open_requests
+
+        return open_requests([self.learner])
+
+    def submit(self, labels):
+        from concurrent.futures import Future
+
+        future = Future()
+        future.set_result([self.learner.learn(x.request_id, x.label) for x in labels])
+        return future
+
+    def why_refused(self, label, outcome):
+        return self.learner.why_refused(label.request_id, label.label, outcome)
+
+    def progress(self):
+        return {}
+
+    def count_http(self, route, status):
+        pass
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -231,8 +247,7 @@ def test_any_body_gets_a_reply_never_a_5xx(body):
 
     from streamal.http_api import make_app
 
-    engine = _Engine()
-    client = TestClient(make_app(engine, "t", rate=0))
+    client = TestClient(make_app(_Intake(), "t", rate=0))
     reply = client.post("/labels", content=body, headers={"Authorization": "Bearer t"})
     assert reply.status_code in (200, 400, 413)
     if reply.status_code == 200:
