@@ -7,7 +7,7 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +196,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     seed = s["run.seed"]
     spec = s["source.spec"]
 
-    classes = [c.strip() for c in s["learner.classes"].split(",") if c.strip()] or None
+    classes = _classes(s) or None
 
     def make_learner(partition: int = 0) -> ActiveLearner:
         return ActiveLearner(
@@ -247,9 +247,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(f"checkpoint.key_file: no such file: {key_file}")
         key = key_file.read_bytes().strip()
     app_factory = _find_app(spec)
-    if app_factory is not None and s["http.enabled"]:
-        raise ConfigError(f"http.enabled: the labelling API does not serve the {spec} daemon "
-                          "yet; send labels to its labels topic")  # fmt: skip
+    if s["labelstudio.url"] and not s["http.enabled"]:
+        raise ConfigError("labelstudio.url: Label Studio's annotations come back through the "
+                          "labelling API: add --http")  # fmt: skip
+    if s["labelstudio.url"] and not s["learner.classes"]:
+        raise ConfigError("labelstudio.url: Label Studio needs the classes to offer: "
+                          "add --classes A,B,...")  # fmt: skip
     if app_factory is not None and s["source.labels"]:
         raise ConfigError(
             f"source.labels: the {spec} daemon takes its labels from its labels topic"
@@ -260,8 +263,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         s = {**s, "run.key_source": key_source, "run.resume_as_saved": args.resume_as_saved}
         app = app_factory(s, make_learner, key, metrics=metrics)
         loop.append(app)
+        people = None
+        if s["http.enabled"]:
+            from streamal.connectors.kafka.intake import KafkaIntake
+
+            people = _serve_people(s, KafkaIntake(app), lambda: app.view.labels_applied)
         _on_stop_signals(app.stop)
-        stats = app.run()
+        try:
+            stats = app.run()
+        finally:
+            if people is not None:
+                people.close()
         log.info(
             "stopped after %d records and %d labels in %d transactions (%d restarts)",
             stats.records, stats.labels_received, stats.cycles, stats.restarts,
@@ -301,7 +313,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
     loop.append(engine)
-    api = _serve_api(s, engine) if s["http.enabled"] else None
+    people = None
+    if s["http.enabled"]:
+        from streamal.intake import EngineIntake
+
+        intake = EngineIntake(engine, s["http.journal"])
+        people = _serve_people(s, intake, lambda: engine.learner.labels_applied)
     _on_stop_signals(engine.interrupt)
     log.info(
         "streamal %s: source %s, strategy %s, budget %.1f%%, requests -> %s",
@@ -310,9 +327,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         stats = engine.run(max_records=s["run.max_records"])
     finally:
-        if api is not None:
-            api.should_exit = True
-            engine.journal.close()
+        if people is not None:
+            people.close()
         requests.close()
         dead.close()
     learner = engine.learner
@@ -324,11 +340,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_api(s: Mapping[str, Any], engine: Any) -> Any:
-    """The labelling API beside the engine, its labels through a durable journal."""
+class _People:
+    """What serves the people answering requests: the labelling API, and the Label
+    Studio bridge when there is one; closed in the reverse order."""
+
+    def __init__(self) -> None:
+        self.closers: list[Callable[[], None]] = []
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            close()
+
+
+def _serve_people(s: Mapping[str, Any], intake: Any, model_version: Callable[[], Any]) -> _People:
+    """The labelling API over ``intake``, with the Label Studio bridge if asked for."""
     try:
         from streamal.http_api import make_app, resolve_token, serve
-        from streamal.intake import EngineIntake
     except ImportError as e:
         raise ConfigError(
             f"http.enabled: the labelling API needs {e.name}, which is not installed: "
@@ -337,17 +364,70 @@ def _serve_api(s: Mapping[str, Any], engine: Any) -> Any:
     host, _, port = s["http.listen"].rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"http.listen: expected HOST:PORT, got {s['http.listen']!r}")
+    people = _People()
+    if hasattr(intake, "close"):
+        people.closers.append(intake.close)
     token, where = resolve_token(s["http.token_file"])
-    intake = EngineIntake(engine, s["http.journal"])
+    hooks = []
+    bridge = None
+    if s["labelstudio.url"]:
+        bridge = _labelstudio(s, intake, model_version)
+        from streamal.connectors.labelstudio.bridge import WEBHOOK_PATH
+
+        hooks.append((WEBHOOK_PATH, bridge.on_webhook))
     try:
-        server = serve(make_app(intake, token, rate=s["http.rate"]), host, int(port))
+        server = serve(make_app(intake, token, rate=s["http.rate"], hooks=hooks), host, int(port))
     except OSError as e:
         raise ConfigError(f"http.listen: cannot listen on {s['http.listen']}: {e}") from None
+    people.closers.append(lambda: setattr(server, "should_exit", True))
     log.info("labelling API on http://%s/requests (token in %s)", s["http.listen"], where)
+    if bridge is not None:
+        bridge.start()
+        people.closers.append(bridge.close)
     # the loop holds the interpreter for 5 ms at a time by default; a label's reply passes
     # through the server's thread, the journal's and the loop's, each waiting its turn
     sys.setswitchinterval(0.0005)
-    return server
+    return people
+
+
+def _classes(s: Mapping[str, Any]) -> list[str]:
+    return [c.strip() for c in s["learner.classes"].split(",") if c.strip()]
+
+
+def _labelstudio(s: Mapping[str, Any], intake: Any, model_version: Callable[[], Any]) -> Any:
+    """The Label Studio bridge, its project set up (or one line saying why not)."""
+    import os
+
+    from streamal.connectors.labelstudio.bridge import (
+        WEBHOOK_PATH,
+        LabelStudioBridge,
+        LabelStudioClient,
+        LabelStudioError,
+    )
+    from streamal.http_api import resolve_token
+
+    token = os.environ.get("STREAMAL_LABEL_STUDIO_TOKEN", "").strip()
+    if not token:
+        if not s["labelstudio.token_file"]:
+            raise ConfigError("labelstudio.token_file: Label Studio needs a personal access "
+                              "token: --labelstudio-token-file FILE or "
+                              "$STREAMAL_LABEL_STUDIO_TOKEN")  # fmt: skip
+        path = Path(s["labelstudio.token_file"])
+        if not path.exists():
+            raise ConfigError(f"labelstudio.token_file: no such file: {path}")
+        token = path.read_text().strip()
+    secret, _ = resolve_token(s["labelstudio.secret_file"], env="STREAMAL_LABEL_STUDIO_SECRET")
+    webhook = s["labelstudio.webhook_url"] or f"http://{s['http.listen']}{WEBHOOK_PATH}"
+    classes = _classes(s)
+    bridge = LabelStudioBridge(
+        LabelStudioClient(s["labelstudio.url"], token), intake, classes, secret, webhook,
+        project=s["labelstudio.project"], model_version=model_version,
+    )  # fmt: skip
+    try:
+        bridge.connect()
+    except LabelStudioError as e:
+        raise ConfigError(f"labelstudio.url: {e}") from None
+    return bridge
 
 
 def describe_key(s: Mapping[str, Any]) -> str:

@@ -459,6 +459,46 @@ OPTIONS: tuple[Option, ...] = (
         _non_negative,
     ),
     Option(
+        "labelstudio.url",
+        "--labelstudio",
+        str,
+        "",
+        "a Label Studio server (http://HOST:PORT) whose project gets a task for each open "
+        "request; its annotations come back through the labelling API's webhook (needs "
+        "--http and --classes)",
+    ),
+    Option(
+        "labelstudio.token_file",
+        "--labelstudio-token-file",
+        str,
+        "",
+        "file holding a Label Studio personal access token (Account & Settings); "
+        "$STREAMAL_LABEL_STUDIO_TOKEN wins over it",
+    ),
+    Option(
+        "labelstudio.project",
+        "--labelstudio-project",
+        str,
+        "streamal",
+        "title of the Label Studio project: found, or created",
+    ),
+    Option(
+        "labelstudio.webhook_url",
+        "--labelstudio-webhook-url",
+        str,
+        "",
+        "where Label Studio reaches the labelling API's webhook (default: "
+        "http://HOST:PORT/labelstudio/webhook of --http-listen)",
+    ),
+    Option(
+        "labelstudio.secret_file",
+        "--labelstudio-secret-file",
+        str,
+        "streamal-out/labelstudio.secret",
+        "file holding the secret Label Studio sends with each webhook, created (mode 600) "
+        "on first use; $STREAMAL_LABEL_STUDIO_SECRET wins over it",
+    ),
+    Option(
         "metrics.host",
         "--metrics-host",
         str,

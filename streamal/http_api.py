@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from streamal.intake import BusyError, LabelIntake
+from streamal.intake import BusyError, IntakeUnavailable, LabelIntake
 from streamal.records import BadInput, Label, label_from_object, label_problem
 
 __all__ = ["make_app", "resolve_token", "serve", "take_labels", "MAX_BODY", "MAX_BATCH"]
@@ -48,12 +48,12 @@ MAX_BODY = 1 << 20
 MAX_BATCH = 1000
 
 
-def resolve_token(path: str | Path) -> tuple[str, str]:
-    """The API token and where it is: ``$STREAMAL_HTTP_TOKEN``, else the file at
-    ``path``, created (mode 600) with a random token on first use."""
-    env = os.environ.get("STREAMAL_HTTP_TOKEN")
-    if env:
-        return env.strip(), "$STREAMAL_HTTP_TOKEN"
+def resolve_token(path: str | Path, env: str = "STREAMAL_HTTP_TOKEN") -> tuple[str, str]:
+    """A secret and where it is: ``$env``, else the file at ``path``, created
+    (mode 600) with a random secret on first use."""
+    given = os.environ.get(env)
+    if given:
+        return given.strip(), f"${env}"
     path = Path(path)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,7 +187,14 @@ def make_app(
         batch = obj if isinstance(obj, list) else [obj]
         if len(batch) > MAX_BATCH:
             return _error(413, f"more than {MAX_BATCH} labels in one request")
-        results = await take_labels(intake, [label_from_object(item) for item in batch])
+        decoded = [label_from_object(item) for item in batch]
+        for label in decoded:
+            if isinstance(label, Label):
+                label.extra["intake"] = "http"  # counted by what carried it, whatever it says
+        try:
+            results = await take_labels(intake, decoded)
+        except IntakeUnavailable as e:  # nothing was acknowledged: the client sends again
+            return _error(503, str(e))
         return Response(_dumps({"results": results}), media_type="application/json")
 
     async def openapi(request: Request) -> Response:

@@ -36,10 +36,15 @@ from streamal.learner import ActiveLearner
 from streamal.pending import PendingRequest
 from streamal.records import Label
 
-__all__ = ["LabelIntake", "EngineIntake", "OpenRequests", "open_requests", "INTAKES"]
-
-#: the ways labels come in, as the metrics name them
-INTAKES = ("simulated", "file", "http", "kafka", "labelstudio")
+__all__ = [
+    "LabelIntake",
+    "EngineIntake",
+    "OpenRequests",
+    "open_requests",
+    "progress_of",
+    "BusyError",
+    "IntakeUnavailable",
+]
 
 
 @dataclass
@@ -101,6 +106,10 @@ def open_requests(learners: Iterable[ActiveLearner]) -> OpenRequests:
 
 class BusyError(RuntimeError):
     """The open requests could not be read this time."""
+
+
+class IntakeUnavailable(RuntimeError):
+    """The labels could not be made safe (the broker is gone): the client may retry."""
 
 
 class EngineIntake:

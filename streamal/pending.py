@@ -39,6 +39,8 @@ class PendingRequest:
     utility: float | None = None
     reason: str | None = None
     probabilities: dict[Any, float] | None = None
+    #: the partitioning key of its record (the Kafka message key), for its label to follow
+    key: Any = None
 
 
 class PendingRequests:

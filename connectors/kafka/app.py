@@ -101,6 +101,8 @@ class _Stats:
     bad_labels: Counter = field(default_factory=Counter)
     cycles: int = 0
     restarts: int = 0
+    #: (route, status) -> requests the labelling API answered
+    http_requests: Counter = field(default_factory=Counter)
 
 
 @dataclass
@@ -637,9 +639,13 @@ class KafkaApp:
         for i, e in decisions.failed:  # a record the model cannot take must not stop us
             self._dead_letter("record", why_not_decided(e), sources[i])
         send, version, name = self.producer.send, learner.labels_applied, self._strategy_name
+        peek = learner.pending.peek
         for i, decision in decisions.queried():
             value = encode_request(decision, records[i], name, version)
-            send(s.requests_topic, key=sources[i].key, value=value)
+            key = sources[i].key
+            send(s.requests_topic, key=key, value=value)
+            if key is not None and (entry := peek(decision.request_id)) is not None:
+                entry.key = key  # a label sent through the intake is keyed the same
         before = self.stats.records
         self.stats.records += len(msgs)
         every = self.summary_every
@@ -648,12 +654,15 @@ class KafkaApp:
 
     def _on_label(self, m: Any) -> None:
         self.stats.labels_received += 1
-        self.stats.intake["kafka"] += 1
         label = decode_label(m.value, f"{m.topic}/{m.partition}/{m.offset}")
         if isinstance(label, BadInput):
+            self.stats.intake["kafka"] += 1
             self.stats.bad_labels["malformed"] += 1
             self._dead_letter("label", label.reason, m)
             return
+        # the labelling API and the Label Studio bridge mark what they produce
+        via = label.extra.get("intake")
+        self.stats.intake[via if via in ("http", "labelstudio") else "kafka"] += 1
         learner, partition = self._holder(label.request_id)
         try:
             outcome = learner.learn(label.request_id, label.label, annotator=label.annotator)

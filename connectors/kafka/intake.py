@@ -1,0 +1,103 @@
+"""The Kafka daemon's label intake: labels from people onto the labels topic.
+
+What the labelling API (and the Label Studio bridge) takes in Kafka mode is
+produced to the labels topic, keyed like the record its request came from,
+so that it lands where the records' key sends it, and the reply waits for
+the broker's acknowledgement (``acks=all``, idempotent). From there it is a
+label like any other on the topic: the learner holding its request learns
+it in its next transaction, exactly once, or refuses it to the dead letters
+with its reason. The reply's outcome is therefore ``accepted``; a label
+whose request this process does not hold is produced all the same, for the
+process of the group that does.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Any
+
+from kafka import KafkaProducer
+from streamal.connectors.kafka.messages import encode_json
+
+from streamal.intake import IntakeUnavailable, OpenRequests, open_requests, progress_of
+from streamal.records import Label, label_to_object
+
+__all__ = ["KafkaIntake"]
+
+
+class KafkaIntake:
+    """A ``streamal.intake.LabelIntake`` over a running ``KafkaApp``."""
+
+    def __init__(self, app: Any, timeout: float = 10.0):
+        self.app = app
+        self.topic = app.settings.labels_topic
+        self.timeout = timeout
+        self._producer: KafkaProducer | None = None
+
+    @property
+    def producer(self) -> KafkaProducer:
+        """Made on the first label: the daemon may start before the broker does."""
+        if self._producer is None:
+            ms = int(self.timeout * 1000)
+            self._producer = KafkaProducer(
+                bootstrap_servers=self.app.settings.bootstrap, acks="all",
+                enable_idempotence=True, linger_ms=1, max_block_ms=ms, request_timeout_ms=ms,
+            )  # fmt: skip
+        return self._producer
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.app.ready)
+
+    def open_requests(self) -> OpenRequests:
+        return open_requests(list(self.app.learners.values()))
+
+    def submit(self, labels: list[Label]) -> Future:
+        done: Future = Future()
+        keys = self._keys([label.request_id for label in labels])
+        waiting = [len(labels)]
+
+        def acked(_: Any) -> None:
+            waiting[0] -= 1
+            if waiting[0] == 0 and not done.done():
+                done.set_result(["accepted"] * len(labels))
+
+        def failed(e: Exception) -> None:
+            if not done.done():
+                done.set_exception(IntakeUnavailable(f"labels topic {self.topic!r}: {e}"))
+
+        try:
+            for label, key in zip(labels, keys, strict=True):
+                value = encode_json(label_to_object(label))
+                self.producer.send(self.topic, key=key, value=value).add_callback(
+                    acked).add_errback(failed)  # fmt: skip
+        except Exception as e:  # the broker unreachable past max_block_ms
+            failed(e)
+        return done
+
+    def _keys(self, request_ids: list[str]) -> list[Any]:
+        """Each request's record key, where a learner of this process holds it."""
+        learners = list(self.app.learners.values())
+        keys = []
+        for rid in request_ids:
+            key = None
+            for learner in learners:
+                entry = learner.pending.peek(rid)
+                if entry is not None:
+                    key = getattr(entry, "key", None)
+                    break
+            keys.append(key)
+        return keys
+
+    def why_refused(self, label: Label, outcome: str) -> str:
+        return f"label for request {label.request_id!r}: {outcome}"
+
+    def progress(self) -> dict[str, Any]:
+        return progress_of(self.app.view)
+
+    def count_http(self, route: str, status: int) -> None:
+        self.app.stats.http_requests[(route, status)] += 1
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=self.timeout)
