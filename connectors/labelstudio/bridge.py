@@ -206,11 +206,19 @@ class LabelStudioBridge:
         self.project_id = project["id"]
         hooks = self.client.call("GET", f"/api/webhooks/?project={self.project_id}")
         if not any(h.get("url") == self.webhook_url for h in hooks):
-            self.client.call("POST", "/api/webhooks/", {
-                "url": self.webhook_url, "project": self.project_id, "send_payload": True,
-                "send_for_all_actions": False, "actions": list(_ACTIONS),
-                "headers": {SECRET_HEADER: self.secret}, "is_active": True,
-            })  # fmt: skip
+            try:
+                self.client.call("POST", "/api/webhooks/", {
+                    "url": self.webhook_url, "project": self.project_id, "send_payload": True,
+                    "send_for_all_actions": False, "actions": list(_ACTIONS),
+                    "headers": {SECRET_HEADER: self.secret}, "is_active": True,
+                })  # fmt: skip
+            except LabelStudioError as e:
+                if "reserved network address" not in str(e):
+                    raise
+                raise LabelStudioError(
+                    f"{e}: Label Studio sends webhooks to private addresses only when started "
+                    "with USE_DEFAULT_BANNED_SUBNETS=false"
+                ) from None
         self._sent = self._task_keys()
         log.info("Label Studio project %r (%d) at %s: %d tasks already there",
                  self.title, self.project_id, self.client.url, len(self._sent))  # fmt: skip

@@ -103,7 +103,8 @@ class LabelStudioServer:
     def start(self, timeout: float = 600.0) -> None:
         command = install()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "LATEST_VERSION_CHECK": "false",
+        # its webhooks reach streamal on this machine: let them to private addresses
+        env = {**os.environ, "LATEST_VERSION_CHECK": "false", "USE_DEFAULT_BANNED_SUBNETS": "false",
                "LABEL_STUDIO_BASE_DATA_DIR": str(self.data_dir)}  # fmt: skip
         env.pop("HOST", None)  # Label Studio reads it as its public address
         self.log = open(self.data_dir / "server.log", "ab")
