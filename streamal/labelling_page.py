@@ -5,7 +5,9 @@ open request (its features as a table, the model's prediction and the
 query probability), one button a class with keys 1-9, skip (``s``) and
 undo (``u``): an answer is held a few seconds (or until the next one)
 before it is sent, so that undo can take it back. It keeps the token in the
-browser's session storage, given once in the field or as ``#token=...``.
+browser's session storage, given once in the field or as ``#token=...``,
+and the person's name (sent as ``annotator``) in its local storage; a
+request waiting for a second opinion is not shown to the person it waits on.
 """
 
 PAGE = """<!doctype html>
@@ -30,7 +32,8 @@ PAGE = """<!doctype html>
   <button id="save-token">Use it</button>
   <p>The daemon wrote it to <code>streamal-out/http.token</code>.</p>
 </div>
-<div id="counters">labels given: <span id="given">0</span> ·
+<div id="counters"><label>Your name <input id="who" size="12"></label> ·
+  labels given: <span id="given">0</span> ·
   budget spent: <span id="spent">-</span> · accuracy estimate: <span id="accuracy">-</span></div>
 <p id="held"></p>
 <div id="request">
@@ -58,6 +61,8 @@ if (hash.get("token")) {
   history.replaceState(null, "", location.pathname);
 }
 let current = null, classes = [], skipped = new Set(), given = 0, held = null;
+// who answers: a request held for a second opinion is never shown to the one it waits on
+let who = localStorage.getItem("streamal-annotator") || "page";
 
 function $(id) { return document.getElementById(id); }
 async function api(path, body) {
@@ -82,7 +87,8 @@ function show(req) {
   $("rid").textContent = req.request_id;
   $("prediction").textContent = req.prediction === null ? "nothing yet" : String(req.prediction);
   $("qp").textContent = Number(req.query_probability).toFixed(3);
-  $("second").textContent = req.second_opinion ? ", a second opinion" : "";
+  $("second").textContent = req.second_opinion
+    ? ", a second opinion: another person's answer waits for yours" : "";
   const why = {strategy: "by the strategy: the model is unsure of it",
                cold_start: "while the model learns its first labels"};
   $("why").textContent = why[req.reason] || "by the strategy";
@@ -105,15 +111,19 @@ async function next() {
   const page = await api("/requests?limit=100");
   classes = page.classes;
   const taken = held ? held.request_id : null;
-  show(page.requests.find(r => !skipped.has(r.request_id) && r.request_id !== taken) || null);
+  show(page.requests.find(r => !skipped.has(r.request_id) && r.request_id !== taken &&
+                              r.exclude_annotator !== who) || null);
 }
 async function send() {
   if (!held) return;
   const label = held; held = null; clearTimeout(label.timer);
   $("held").textContent = "";
   const reply = await api("/labels", {request_id: label.request_id, label: label.label,
-                                      annotator: "page"});
-  if (reply.results[0].outcome === "applied") { given += 1; $("given").textContent = given; }
+                                      annotator: who});
+  // applied, held for a second opinion, or accepted onto the Kafka labels topic
+  if (["applied", "held", "accepted"].includes(reply.results[0].outcome)) {
+    given += 1; $("given").textContent = given;
+  }
   await stats();
 }
 async function answer(label) {
@@ -137,6 +147,10 @@ async function stats() {
     (100 * s.budget).toFixed(1) + " %";
   $("accuracy").textContent = s.accuracy === null ? "-" : s.accuracy.toFixed(3);
 }
+$("who").value = who;
+$("who").onchange = () => {
+  who = $("who").value.trim() || "page"; localStorage.setItem("streamal-annotator", who); next();
+};
 $("skip").onclick = () => { if (current) skipped.add(current.request_id); next(); };
 $("undo").onclick = undo;
 $("send-other").onclick = () => { const v = $("other").value.trim(); if (v) answer(v); };

@@ -69,3 +69,56 @@ def test_a_person_answers_twenty_requests_in_the_browser(tmp_path):
         c: n for c, n in {"hi": sum(v == "hi" for v in answered.values()),
                           "lo": sum(v == "lo" for v in answered.values())}.items() if n
     }  # fmt: skip
+
+
+def test_a_second_opinion_is_shown_to_another_person_not_the_first(tmp_path):
+    import random
+
+    from tests.test_http_api import _call
+
+    d = Daemon(tmp_path, "--classes", "hi,lo", "--second-opinion-below", "0.8")
+    browser = _browser()
+    try:
+        d.feed(_records(2000))
+        requests = d.open_requests(200)
+        rng = random.Random(1)
+
+        def answer(r, who, careful):
+            right = "hi" if r["features"]["x"] > 4 else "lo"
+            label = right if careful else rng.choice(["hi", "lo"])
+            body = {"request_id": r["request_id"], "label": label, "annotator": who}
+            return _call(d.base, "/labels", d.token, body)[1]["results"][0]["outcome"]
+
+        for r in requests[:120]:
+            answer(r, "careful", True)
+        outcomes = [answer(r, "careless", False) for r in requests[120:200]]
+        assert "held" in outcomes  # careless's answers now wait for a second opinion
+        held = {r["request_id"] for r in d.open_requests(1) if r["second_opinion"]}
+        assert held and all(
+            r["exclude_annotator"] == "careless" for r in d.open_requests(1) if r["second_opinion"]
+        )
+        seen = set()
+        browser.get(f"{d.base}/#token={d.token}")
+        wait = WebDriverWait(browser, 20)
+        name = wait.until(lambda b: b.find_element(By.ID, "who"))
+        name.clear()
+        name.send_keys("careless\n")
+        for _ in range(10):  # what careless is shown: never a request waiting on them
+            wait.until(lambda b: (t := b.find_element(By.ID, "rid").text) and t not in seen)
+            seen.add(browser.find_element(By.ID, "rid").text)
+            browser.find_element(By.ID, "skip").click()
+        assert not seen & held
+        name.clear()
+        name.send_keys("careful\n")
+        browser.refresh()  # a fresh page, nothing skipped: the oldest held request comes
+        first_held = next(r for r in d.open_requests(1) if r["second_opinion"])
+        wait.until(lambda b: b.find_element(By.ID, "rid").text)
+        shown = [browser.find_element(By.ID, "rid").text]
+        while shown[-1] != first_held["request_id"]:
+            browser.find_element(By.ID, "skip").click()
+            wait.until(lambda b, last=shown[-1]: b.find_element(By.ID, "rid").text != last)
+            shown.append(browser.find_element(By.ID, "rid").text)
+        assert "second opinion" in browser.find_element(By.ID, "second").text
+    finally:
+        browser.quit()
+        d.stop()
