@@ -8,15 +8,15 @@ WORKDIR /app
 
 # the dependencies first, in a layer of their own: a code change does not reinstall them
 COPY pyproject.toml README.md ./
-RUN mkdir -p streamal/strategies connectors/kafka \
+RUN mkdir -p streamal/strategies connectors/kafka connectors/labelstudio \
     && echo '__version__ = "0"' > streamal/__init__.py \
-    && pip install --no-cache-dir ".[kafka]" \
+    && pip install --no-cache-dir ".[kafka,http]" \
     && pip uninstall --yes streamal \
     && rm -rf streamal connectors
 
 COPY streamal ./streamal
 COPY connectors ./connectors
-RUN pip install --no-cache-dir --no-deps ".[kafka]"
+RUN pip install --no-cache-dir --no-deps ".[kafka,http]"
 
 USER streamal
 WORKDIR /home/streamal

@@ -90,6 +90,18 @@ def test_the_compose_stack_runs_what_exists_and_mounts_what_is_there():
     args = build_parser().parse_args([*entry[1:], *streamal["command"]])
     assert getattr(args, "source.spec") == "kafka"
     assert getattr(args, "kafka.bootstrap").split(":")[0] == "kafka"
+    # people answer in Label Studio, whose webhooks reach the labelling API by service name
+    assert getattr(args, "http.enabled") and getattr(args, "labelstudio.url").startswith(
+        "http://label-studio:"
+    )
+    webhook = getattr(args, "labelstudio.webhook_url")
+    port = getattr(args, "http.listen").rpartition(":")[2]
+    assert webhook == f"http://streamal:{port}/labelstudio/webhook"
+    assert "STREAMAL_LABEL_STUDIO_TOKEN" in streamal["environment"]
+    from streamal.connectors.labelstudio.server import VERSION
+
+    assert services["label-studio"]["image"].endswith(f":{VERSION}")  # the version tested
+    assert services["label-studio"]["environment"]["USE_DEFAULT_BANNED_SUBNETS"] == "false"
 
 
 def test_prometheus_in_the_stack_scrapes_the_daemon(tmp_path):
