@@ -7,9 +7,10 @@ Prints, from one run on this machine:
    journalled durably (fsync) and learned before its reply;
 2. the decision loop's records a second with ``--http`` (the intake idle)
    divided by the same run without it, alternating the two, median of
-   ``--repeats``.
+   ``--repeats``; and its records a second under each load above, divided
+   by the median without ``--http``.
 
-Run: python benchmarks/bench_http.py [--seconds 5] [--repeats 3]
+Run: python benchmarks/bench_http.py [--seconds 5] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -64,8 +65,9 @@ class _Client:
         return chunk
 
 
-def intake(seconds: float, batch: int) -> tuple[float, float, float]:
-    """(acknowledged labels/s, p50 ms, p99 ms) with 8 clients."""
+def intake(seconds: float, batch: int) -> tuple[float, float, float, float]:
+    """(acknowledged labels/s, p50 ms, p99 ms, the loop's records/s meanwhile) with 8
+    clients."""
     with tempfile.TemporaryDirectory() as tmp:
         port = _port()
         proc = subprocess.Popen(
@@ -104,21 +106,30 @@ def intake(seconds: float, batch: int) -> tuple[float, float, float]:
                 i += 8
 
         threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+        records_before = _records(base, token)
         started = time.monotonic()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         elapsed = time.monotonic() - started
+        loop = (_records(base, token) - records_before) / elapsed
         proc.terminate()
         proc.wait(timeout=30)
     q = statistics.quantiles(latencies, n=100)
-    return acked[0] / elapsed, q[49] * 1000, q[98] * 1000
+    return acked[0] / elapsed, q[49] * 1000, q[98] * 1000, loop
+
+
+def _records(base: str, token: str) -> int:
+    req = urllib.request.Request(base + "/stats")
+    req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=30) as reply:
+        return json.load(reply)["records"]
 
 
 def loop_rate(http: bool, records: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        args = [sys.executable, "-m", "streamal", "run", "--metrics-port", "0",
+        args = [sys.executable, "-m", "streamal", "run", "--metrics-port", "0", "--no-annotator",
                 "--max-records", str(records), "--summary-every", str(records)]  # fmt: skip
         if http:
             args += ["--http", "--http-listen", f"127.0.0.1:{_port()}"]
@@ -129,22 +140,26 @@ def loop_rate(http: bool, records: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--records", type=int, default=300_000)
     args = parser.parse_args()
+    loaded = {}
     for batch in (1, 100):
-        rate, p50, p99 = intake(args.seconds, batch)
+        rate, p50, p99, loaded[batch] = intake(args.seconds, batch)
         print(f"8 clients, {batch:>3} label(s) a request: {rate:9,.0f} acknowledged labels/s, "
               f"p50 {p50:6.1f} ms, p99 {p99:6.1f} ms")  # fmt: skip
-    ratios = []
+    ratios, alone = [], []
     for _ in range(args.repeats):
-        without = loop_rate(False, args.records)
-        with_http = loop_rate(True, args.records)
-        ratios.append(with_http / without)
+        alone.append(loop_rate(False, args.records))
+        ratios.append(loop_rate(True, args.records) / alone[-1])
     print(
         f"decision loop with --http (idle) / without: {statistics.median(ratios):.3f} "
         f"(median of {args.repeats}, range {min(ratios):.3f}-{max(ratios):.3f})"
     )
+    without = statistics.median(alone)
+    for batch, rate in loaded.items():
+        print(f"decision loop under the {batch}-label load / without: {rate / without:.3f} "
+              f"({rate:,.0f} against {without:,.0f} records/s)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -33,6 +33,12 @@ class LabelLatency:
         self.sum += seconds
         self.count += 1
 
+    def add(self, other: LabelLatency) -> None:
+        """Count ``other``'s latencies too (same buckets): several learners as one."""
+        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        self.sum += other.sum
+        self.count += other.count
+
     def cumulative(self) -> list[tuple[str, int]]:
         """``(le, count at or below)`` for each bucket and ``+Inf``, as Prometheus wants."""
         out, total = [], 0

@@ -20,6 +20,18 @@ def test_learner_benchmark_runs_every_comparison():
     assert "speed-up" in out
 
 
+def test_labelling_api_benchmark_runs_every_measurement():
+    bench = BENCH.parent / "bench_http.py"
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--seconds", "1", "--repeats", "1", "--records", "5000"],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    out = proc.stdout
+    assert out.count("acknowledged labels/s") == 2  # one label a request, then 100
+    assert "(idle) / without" in out
+    assert out.count("load / without") == 2
+
+
 def _serve(tmp_path, files):
     """A local HTTP server for the fetch (these machines have no internet)."""
     import functools

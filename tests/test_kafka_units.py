@@ -71,6 +71,11 @@ def test_learner_group_sums_partitions_for_metrics():
     for i, request_id in enumerate(r for r in requests if r is not None):
         a.learn(request_id, i % 2 == 0)
     assert registry.get_sample_value("streamal_label_delay_records") == a.label_delay
+    # the time from request to label, over both partitions' learners
+    answered = [d.request_id for d in map(b.decide, [{"x": 0.5}] * 40) if d.request_id]
+    b.learn(answered[0], True)
+    count = a.label_latency.count + 1
+    assert registry.get_sample_value("streamal_label_latency_seconds_count") == count
     assert registry.get_sample_value("streamal_budget_ratio") == 0.1
     # the whole scrape works, expired requests included
     b.pending.expire(now=b.clock() + 10**9)

@@ -46,6 +46,7 @@ from streamal.connectors.kafka.messages import (
 
 from streamal.checkpoint import CheckpointError
 from streamal.config import learner_settings, settings_to_resume_with
+from streamal.latency import LabelLatency
 from streamal.learner import ActiveLearner
 from streamal.records import BadInput, Record
 from streamal.schema import why_not_decided
@@ -134,6 +135,13 @@ class LearnerGroup:
     @property
     def strategy(self) -> Any:
         return self.template.strategy
+
+    @property
+    def label_latency(self) -> LabelLatency:
+        total = LabelLatency()
+        for learner in self.learners.values():
+            total.add(learner.label_latency)
+        return total
 
     @property
     def budget(self) -> float:
