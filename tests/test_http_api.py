@@ -52,6 +52,9 @@ class Daemon:
                 time.sleep(0.1)
         self.token = (tmp_path / "streamal-out/http.token").read_text().strip()
 
+    def post(self, labels):
+        return _call(self.base, "/labels", self.token, labels)
+
     def feed(self, records):
         for r in records:
             self.proc.stdin.write(json.dumps(r) + "\n")
@@ -142,52 +145,65 @@ def test_a_client_over_the_rate_gets_429(tmp_path):
         d.stop()
 
 
-def test_every_acknowledged_label_is_applied_once_across_sigkills(tmp_path):
-    """8 clients post labels while the daemon is SIGKILLed and restarted 5 times."""
-    records = _records(2000)
-    acked: dict[str, str] = {}
+def post_through_sigkills(start, fresh, label, outcome, pause):
+    """8 clients post ``label`` for each request ``fresh(daemon)`` lists while the daemon
+    is SIGKILLed and restarted 5 times (``start(round)`` starts it); returns the last
+    daemon, the request ids acknowledged with ``outcome``, and those sent."""
+    acked: set[str] = set()
     sent: set[str] = set()
     lock = threading.Lock()
-    d = Daemon(tmp_path)
-    d.feed(records[:400])
+    d = start(0)
     for round_ in range(6):
         # a person answers a request once: one acknowledged and then lost stays unanswered
-        open_now = [r for r in d.open_requests(1) if r["request_id"] not in sent]
+        ids = [rid for rid in fresh(d) if rid not in sent]
         stop = threading.Event()
 
-        def client(k, open_now=open_now, stop=stop, d=d):
-            for r in open_now[k::8]:
+        def client(k, ids=ids, stop=stop, d=d):
+            for rid in ids[k::8]:
                 if stop.is_set():
                     return
                 with lock:
-                    sent.add(r["request_id"])
+                    sent.add(rid)
                 try:
-                    status, body = _call(
-                        d.base, "/labels", d.token, {"request_id": r["request_id"], "label": "hi"}
-                    )
+                    status, body = d.post({"request_id": rid, "label": label})
                 except (OSError, http.client.HTTPException):
                     return  # the daemon died: this one was not acknowledged
-                if status == 200 and body["results"][0]["outcome"] == "applied":
+                if status == 200 and body["results"][0]["outcome"] == outcome:
                     with lock:
-                        acked[r["request_id"]] = "hi"
+                        acked.add(rid)
 
         threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
         for t in threads:
             t.start()
-        time.sleep(0.05 * (round_ + 1))
+        time.sleep(pause * (round_ + 1))
         if round_ < 5:
             d.proc.kill()  # SIGKILL, mid-flight
             d.proc.wait()
             stop.set()
             for t in threads:
                 t.join()
-            d.proc.stdin.close()
-            d.proc.stderr.close()
-            d = Daemon(tmp_path)
-            d.feed(records[: 400 + 300 * (round_ + 1)])  # the stream, read again from the start
+            for pipe in (d.proc.stdin, d.proc.stdout, d.proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+            d = start(round_ + 1)
         else:
             for t in threads:
                 t.join()
+    return d, acked, sent
+
+
+def test_every_acknowledged_label_is_applied_once_across_sigkills(tmp_path):
+    """8 clients post labels while the daemon is SIGKILLed and restarted 5 times."""
+    records = _records(2000)
+
+    def start(round_):
+        d = Daemon(tmp_path)
+        d.feed(records[: 400 + 300 * round_])  # the stream, read again from the start
+        return d
+
+    d, acked, sent = post_through_sigkills(
+        start, lambda d: [r["request_id"] for r in d.open_requests(1)], "hi", "applied", 0.05
+    )
     d.feed(records[2000:])
     time.sleep(1)
     d.stop()

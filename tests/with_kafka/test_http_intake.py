@@ -1,15 +1,13 @@
 """The labelling API in front of the Kafka daemon: labels onto the labels topic, once."""
 
-import http.client
 import json
-import threading
 import time
 import urllib.request
 
 from kafka import KafkaConsumer
 
 from tests.conftest import free_port
-from tests.test_http_api import _call
+from tests.test_http_api import _call, post_through_sigkills
 from tests.with_kafka.conftest import daemon, sea_records
 from tests.with_kafka.test_daemon import _state
 
@@ -97,46 +95,11 @@ def test_labels_posted_to_the_kafka_daemon_go_through_its_labels_topic(topics, t
 def test_every_acknowledged_label_is_applied_once_across_sigkills(topics, tmp_path):
     """8 clients post labels while the Kafka daemon is SIGKILLed and restarted 5 times."""
     topics.produce(topics.records, sea_records(3000))
-    acked: set[str] = set()
-    sent: set[str] = set()
-    lock = threading.Lock()
-    d = KafkaDaemon(topics, tmp_path)
-    for round_ in range(6):
-        # people answer what a read_committed consumer of the requests topic shows them
-        fresh = [r["request_id"] for r in _committed_requests(topics)]
-        fresh = [rid for rid in fresh if rid not in sent]
-        stop = threading.Event()
-
-        def client(k, fresh=fresh, stop=stop, d=d):
-            for rid in fresh[k::8]:
-                if stop.is_set():
-                    return
-                with lock:
-                    sent.add(rid)
-                try:
-                    status, body = d.post({"request_id": rid, "label": True})
-                except (OSError, http.client.HTTPException):
-                    return  # the daemon died: this one was not acknowledged
-                if status == 200 and body["results"][0]["outcome"] == "accepted":
-                    with lock:
-                        acked.add(rid)
-
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
-        for t in threads:
-            t.start()
-        time.sleep(0.1 * (round_ + 1))
-        if round_ < 5:
-            d.proc.kill()  # SIGKILL, mid-flight
-            d.proc.wait()
-            stop.set()
-            for t in threads:
-                t.join()
-            d.proc.stdout.close()
-            d.proc.stderr.close()
-            d = KafkaDaemon(topics, tmp_path)
-        else:
-            for t in threads:
-                t.join()
+    # people answer what a read_committed consumer of the requests topic shows them
+    d, acked, sent = post_through_sigkills(
+        lambda round_: KafkaDaemon(topics, tmp_path),
+        lambda d: [r["request_id"] for r in _committed_requests(topics)], True, "accepted", 0.1,
+    )  # fmt: skip
     # let the last process take every label, then stop it cleanly
     deadline = time.monotonic() + 60
     while _call(d.base, "/stats", d.token)[1]["labels_applied"] < len(acked):
