@@ -372,9 +372,7 @@ def _serve_people(s: Mapping[str, Any], intake: Any, model_version: Callable[[],
     bridge = None
     if s["labelstudio.url"]:
         bridge = _labelstudio(s, intake, model_version)
-        from streamal.connectors.labelstudio.bridge import WEBHOOK_PATH
-
-        hooks.append((WEBHOOK_PATH, bridge.on_webhook))
+        hooks.append(bridge)
     try:
         server = serve(make_app(intake, token, rate=s["http.rate"], hooks=hooks), host, int(port))
     except OSError as e:

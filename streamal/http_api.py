@@ -97,13 +97,14 @@ def make_app(
     *,
     max_body: int = MAX_BODY,
     rate: float = 1000.0,
-    hooks: Sequence[tuple[str, Callable]] = (),
+    hooks: Sequence[Any] = (),
 ) -> Starlette:
     """The ASGI app over ``intake`` (``streamal.intake``).
 
-    ``hooks`` are ``(path, handler)`` routes for ``POST`` that check their
-    callers themselves (a webhook with a shared secret): the handler gets the
-    body, parsed, and the request's headers, and returns ``(status, body)``.
+    ``hooks`` are webhooks that check their callers themselves (with a shared
+    secret), each with ``path``, ``refuse(headers)`` (why the caller is not
+    let in, or None; asked before the body is read) and ``on_webhook(body)``
+    (the body parsed, returning ``(status, reply)``), served for ``POST``.
     """
     limiter = _RateLimit(rate)
 
@@ -211,12 +212,14 @@ def make_app(
     async def stats(request: Request) -> Response:
         return Response(_dumps(intake.progress()), media_type="application/json")
 
-    def hook(handler: Callable) -> Callable:
+    def hook(webhook: Any) -> Callable:
         async def endpoint(request: Request) -> Response:
+            if (why := webhook.refuse(request.headers)) is not None:
+                return _error(401, why)
             obj = await _json_body(request, max_body)
             if isinstance(obj, Response):
                 return obj
-            status, body = await handler(obj, request.headers)
+            status, body = await webhook.on_webhook(obj)
             return Response(_dumps(body), status_code=status, media_type="application/json")
 
         return endpoint
@@ -230,8 +233,8 @@ def make_app(
         Route("/stats", guarded(stats)),
         Route("/", guarded(page, needs_token=False)),
     ]
-    routes += [Route(path, guarded(hook(h), needs_token=False), methods=["POST"])
-               for path, h in hooks]  # fmt: skip
+    routes += [Route(w.path, guarded(hook(w), needs_token=False), methods=["POST"])
+               for w in hooks]  # fmt: skip
     return Starlette(routes=routes)
 
 

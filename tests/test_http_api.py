@@ -10,7 +10,7 @@ import time
 import urllib.error
 import urllib.request
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import free_port
@@ -274,3 +274,45 @@ def test_any_body_gets_a_reply_never_a_5xx(body):
                 assert item["reason"]
     else:
         assert reply.json()["error"]
+
+
+_values = st.none() | st.booleans() | st.integers() | st.text(max_size=4)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(payload=st.recursive(
+    _values | st.sampled_from(["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "q-r1", "label",
+                               "choices", "A"]),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from(["action", "task", "annotation", "data", "request_id",
+                                       "result", "from_name", "value", "choices",
+                                       "completed_by", "was_cancelled"]), inner, max_size=4),
+    max_leaves=20,
+), secret=st.sampled_from(["s3cret", "wrong", ""]))  # fmt: skip
+@example(payload={"action": "ANNOTATION_CREATED", "task": {"data": {"request_id": "q-r1"}},
+                  "annotation": {"result": [{"from_name": "label", "value": {"choices": ["A"]}}],
+                                 "completed_by": 1}}, secret="s3cret")  # fmt: skip
+def test_any_webhook_gets_a_reply_never_a_5xx(payload, secret):
+    from starlette.testclient import TestClient
+    from streamal.connectors.labelstudio.bridge import (
+        WEBHOOK_PATH,
+        LabelStudioBridge,
+        LabelStudioClient,
+    )
+
+    from streamal.http_api import make_app
+
+    intake = _Intake()
+    intake.learner.decide({"x": 1.0})  # request q-r1, open
+    unused = LabelStudioClient("http://127.0.0.1:9", "unused")  # the webhook never calls it
+    bridge = LabelStudioBridge(unused, intake, ["A", "B"], "s3cret", "http://h" + WEBHOOK_PATH)
+    client = TestClient(make_app(intake, "t", rate=0, hooks=[bridge]))
+    body = json.dumps(payload).encode()
+    reply = client.post(WEBHOOK_PATH, content=body, headers={"X-Streamal-Secret": secret})
+    if secret != "s3cret":
+        assert reply.status_code == 401
+        return
+    assert reply.status_code == 200
+    body = reply.json()
+    assert "ignored" in body or body["results"][0]["outcome"] in {
+        "applied", "unknown", "duplicate", "invalid_label"}  # fmt: skip

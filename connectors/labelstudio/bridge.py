@@ -316,13 +316,20 @@ class LabelStudioBridge:
 
     # -- annotations in ----------------------------------------------------------
 
-    async def on_webhook(self, payload: Any, headers: Any) -> tuple[int, dict[str, Any]]:
-        """The labelling API's webhook route: an annotation becomes a label."""
-        from streamal.http_api import take_labels
+    #: where the labelling API serves the webhook
+    path = WEBHOOK_PATH
 
+    def refuse(self, headers: Any) -> str | None:
+        """Why a webhook call is not Label Studio's (no shared secret), or None."""
         given = headers.get(SECRET_HEADER.lower(), "")
         if not hmac.compare_digest(given.encode(), self.secret.encode()):
-            return 401, {"error": f"missing or wrong {SECRET_HEADER} header"}
+            return f"missing or wrong {SECRET_HEADER} header"
+        return None
+
+    async def on_webhook(self, payload: Any) -> tuple[int, dict[str, Any]]:
+        """An annotation event, from a caller let in: its label to the intake."""
+        from streamal.http_api import take_labels
+
         label = self.label_of(payload)
         if isinstance(label, str):
             return 200, {"ignored": label}

@@ -117,7 +117,7 @@ def test_a_second_opinion_goes_to_label_studio_for_someone_else(
         ["pos", "neg"], "s3cret", f"http://127.0.0.1:{port}{WEBHOOK_PATH}", project=project_title,
     )  # fmt: skip
     bridge.connect()
-    server = serve(make_app(intake, "t", hooks=[(WEBHOOK_PATH, bridge.on_webhook)]),
+    server = serve(make_app(intake, "t", hooks=[bridge]),
                    "127.0.0.1", port)  # fmt: skip
     try:
         decision = learner.decide({"x": 0.7})
