@@ -143,6 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--max-records", type=int, default=0, help="read at most N records per file (0: all)"
     )
+    replay.add_argument(
+        "--partitions", type=int, default=1, metavar="P",
+        help="deal the records round-robin to P partitions, each with its own strategy, "
+        "budget cap and pending requests, as the Kafka daemon keeps one a partition "
+        "(default: 1)",
+    )  # fmt: skip
+    replay.add_argument(
+        "--partition-models", choices=["shared", "own"], default="shared",
+        help="with --partitions: one model learning every partition's labels (shared, the "
+        "daemon's), or a model a partition learning its own labels only (own) "
+        "(default: shared)",
+    )  # fmt: skip
     replay.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
     replay.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -509,6 +521,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seeds: must be at least 1, got {args.seeds}")
     if args.delay < 0:
         raise ConfigError(f"--delay: must be >= 0, got {args.delay}")
+    if args.partitions < 1:
+        raise ConfigError(f"--partitions: must be at least 1, got {args.partitions}")
+    if args.partitions > 1 and args.partition_models == "shared" and options.get("background"):
+        raise ConfigError("--background: a background model swaps one partition's model, "
+                          "not with --partition-models shared")  # fmt: skip
     strategies = args.strategy or [BY_KEY["learner.strategy"].default]
     results: list[dict[str, Any]] = []
     try:
@@ -529,7 +546,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     progress = Progress(total, force=bool(args.progress))
                 result = replay(
                     xs, ys, strategies, budget=budget, seeds=args.seeds, delay=args.delay,
-                    noises=noises, progress=progress, every_label=every_label, **options,
+                    noises=noises, partitions=args.partitions,
+                    shared_model=args.partition_models == "shared", progress=progress,
+                    every_label=every_label, **options,
                 )  # fmt: skip
                 result["dataset"] = Path(path).name
                 result["skipped_rows"] = skipped

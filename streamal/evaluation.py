@@ -143,10 +143,18 @@ def run_strategy(
     drift: str = "adwin",
     exploration: float = 0.0,
     noises: Sequence[float] = (),
+    partitions: int = 1,
+    shared_model: bool = True,
     on_progress: Callable[[int], None] | None = None,
     **learner_options: Any,
 ) -> RunResult:
     """Prequential run of one strategy (by name) over a labelled stream.
+
+    ``partitions``: the records are dealt round-robin to that many
+    partitions, each with a learner of its own (strategy, budget cap,
+    pending requests), as the Kafka daemon keeps one a partition; with
+    ``shared_model`` their model is one, learning every partition's labels,
+    otherwise each partition's model learns its own labels only.
 
     ``noises``: the labels come from simulated annotators with these noise
     rates (each request to one of them at random, the label tagged with
@@ -163,25 +171,52 @@ def run_strategy(
         learner_options = {**learner_options, "late_exploration": 0.0, "exploration_share": 0.0}
     if not 0 <= exploration < budget:
         raise ValueError(f"exploration must be in [0, budget), got {exploration}")
-    learner = ActiveLearner(
-        model=make_model(model, len(classes), clip=clip),
-        # exploring labels come out of the budget: the strategy gets the rest
-        strategy=get_strategy(strategy, budget=budget - exploration, seed=seed, **params),
-        classes=classes,
-        drift=make_drift_monitor(drift, seed),
-        exploration=exploration,
-        seed=seed,
-        pending_ttl=None,
-        max_pending=10**9,
-        clock=lambda: 0.0,
-        **learner_options,
-    )
+    if partitions < 1:
+        raise ValueError(f"partitions must be at least 1, got {partitions}")
+    shared = None
+    if partitions > 1 and shared_model:
+        if learner_options.get("background"):
+            raise ValueError("a background model swaps one partition's model: not with a "
+                             "model shared by the partitions")  # fmt: skip
+        unsupervised = learner_options.get("unsupervised", "labelled")
+        shared = Classifier(make_model(model, len(classes), clip=clip), classes,
+                            unsupervised=unsupervised)  # fmt: skip
+
+    def partition_learner(p: int) -> ActiveLearner:
+        own_seed = seed if p == 0 or seed is None else seed + 7919 * p
+        return ActiveLearner(
+            model=shared or make_model(model, len(classes), clip=clip),
+            # exploring labels come out of the budget: the strategy gets the rest
+            strategy=get_strategy(strategy, budget=budget - exploration, seed=own_seed, **params),
+            classes=classes,
+            drift=make_drift_monitor(drift, own_seed),
+            exploration=exploration,
+            seed=own_seed,
+            pending_ttl=None,
+            max_pending=10**9,
+            clock=lambda: 0.0,
+            **learner_options,
+        )
+
+    learners = [partition_learner(p) for p in range(partitions)]
+    learner = learners[0]
     waiting: deque[tuple[int, str, Any]] = deque()
     team = _annotators(noises, delay, seed)
     tagged = team is not None and len(team.team) > 1
     correct = 0
     started = time.perf_counter()
-    decide, learn = learner.decide, learner.learn
+    if partitions == 1:
+        decide, learn = learner.decide, learner.learn
+    else:
+
+        def decide(record: Record, now: int) -> Any:
+            return learners[int(record.id) % partitions].decide(record, now=now)
+
+        def learn(request_id: str, label: Any, now: int, annotator: Any = None) -> str:
+            # request ids are "q-" and the record's position: its partition
+            owner = learners[int(request_id[2:]) % partitions]
+            return owner.learn(request_id, label, now=now, annotator=annotator)
+
     trace = _Trace(len(ys))
 
     def take_answers(now: int) -> None:
@@ -192,8 +227,9 @@ def run_strategy(
     for i, (x, y) in _ticking(xs, ys, on_progress):
         if team is not None:
             take_answers(i)
-            for request, first in learner.take_second_opinions():
-                team.ask_again(request.request_id, now=i, exclude=first)
+            for each in learners:
+                for request, first in each.take_second_opinions():
+                    team.ask_again(request.request_id, now=i, exclude=first)
         while waiting and waiting[0][0] <= i:
             _, request_id, label = waiting.popleft()
             learn(request_id, label, now=i)
@@ -209,20 +245,26 @@ def run_strategy(
             else:
                 learn(d.request_id, y, now=i)
         if (i + 1) % trace.every == 0 or i + 1 == len(ys):
-            trace.add(i + 1, correct, learner.n_queries, learner.threshold,
-                      learner.drift_detections)  # fmt: skip
+            asked = sum(each.n_queries for each in learners)
+            drifts = sum(each.drift_detections for each in learners)
+            trace.add(i + 1, correct, asked, learner.threshold, drifts)
     n = len(ys)
+    queries = sum(each.n_queries for each in learners)
+    estimates = [(each.weighted_accuracy, each.n_records) for each in learners
+                 if each.weighted_accuracy is not None]  # fmt: skip
+    estimate = (sum(a * w for a, w in estimates) / sum(w for _, w in estimates)
+                if estimates else None)  # fmt: skip
     return RunResult(
         strategy,
         seed,
         correct / n if n else 0.0,
-        learner.n_queries / n if n else 0.0,
+        queries / n if n else 0.0,
         n,
-        learner.n_queries,
-        learner.drift_detections,
+        queries,
+        sum(each.drift_detections for each in learners),
         time.perf_counter() - started,
-        learner.weighted_accuracy,
-        learner.annotators.snapshot(),
+        estimate,
+        learner.annotators.snapshot(),  # the first partition's view of the annotators
         trace=trace.columns,
     )
 
@@ -294,6 +336,8 @@ def replay(
     drift: str = "adwin",
     exploration: float = 0.0,
     noises: Sequence[float] = (),
+    partitions: int = 1,
+    shared_model: bool = True,
     progress: Progress | None = None,
     every_label: dict[tuple, RunResult] | None = None,
     **learner_options: Any,
@@ -309,7 +353,9 @@ def replay(
     labels (``delay``, unless ``late_exploration=0``) or noisy annotators
     (``noises``, see ``run_strategy``) every strategy draws, so each runs
     under every seed; with noisy annotators learning on every label does
-    too. ``learner_options`` go to every learner and into the result.
+    too. ``partitions`` and ``shared_model`` as in ``run_strategy`` (learning
+    on every label is one model whatever they are). ``learner_options`` go to
+    every learner and into the result.
     """
     plan, every_label_seeds = _seed_plan(
         strategies, seeds, exploration, learner_options.get("drift_boost", 1.0), any(noises),
@@ -324,8 +370,8 @@ def replay(
             runs.append(
                 run_strategy(
                     xs, ys, name, budget=budget, seed=seed, delay=delay, model=model, clip=clip,
-                    drift=drift, exploration=exploration, noises=noises, on_progress=step,
-                    **learner_options,
+                    drift=drift, exploration=exploration, noises=noises, partitions=partitions,
+                    shared_model=shared_model, on_progress=step, **learner_options,
                 )
             )  # fmt: skip
     cache = every_label if every_label is not None else {}
@@ -372,6 +418,8 @@ def replay(
         "drift": drift,
         "exploration": exploration,
         "noises": list(noises),
+        "partitions": partitions,
+        "partition_models": "shared" if shared_model else "own",
         **learner_options,
         "records": len(ys),
         "summary": summary,
@@ -459,6 +507,9 @@ def format_table(result: dict[str, Any], title: str = "") -> str:
            if result["delay"] and result.get("late_exploration", 0.5) else "")
         + (f", annotator noise {','.join(f'{n:g}' for n in result['noises'])}"
            if result.get("noises") else "")
+        + (f", {result['partitions']} partitions, "
+           + ("one model shared" if result['partition_models'] == "shared" else "a model each")
+           if result.get("partitions", 1) > 1 else "")
     )  # fmt: skip
     header = (
         f"{'strategy':<38} {'accuracy':>16} {'estimate':>9} {'error':>7} {'labels used':>12} "
