@@ -155,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
         "daemon's), or a model a partition learning its own labels only (own) "
         "(default: shared)",
     )  # fmt: skip
+    replay.add_argument(
+        "--partition-by", default="round-robin", metavar="HOW",
+        help="with --partitions: round-robin, hash (a hash of each record's position, as "
+        "Kafka spreads unique keys) or a column's name (a hash of its value, as a key) "
+        "(default: round-robin)",
+    )  # fmt: skip
     replay.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
     replay.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -547,7 +553,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 result = replay(
                     xs, ys, strategies, budget=budget, seeds=args.seeds, delay=args.delay,
                     noises=noises, partitions=args.partitions,
-                    shared_model=args.partition_models == "shared", progress=progress,
+                    shared_model=args.partition_models == "shared",
+                    partition_by=args.partition_by, progress=progress,
                     every_label=every_label, **options,
                 )  # fmt: skip
                 result["dataset"] = Path(path).name

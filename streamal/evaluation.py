@@ -19,6 +19,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -145,16 +146,20 @@ def run_strategy(
     noises: Sequence[float] = (),
     partitions: int = 1,
     shared_model: bool = True,
+    partition_by: str = "round-robin",
     on_progress: Callable[[int], None] | None = None,
     **learner_options: Any,
 ) -> RunResult:
     """Prequential run of one strategy (by name) over a labelled stream.
 
-    ``partitions``: the records are dealt round-robin to that many
-    partitions, each with a learner of its own (strategy, budget cap,
-    pending requests), as the Kafka daemon keeps one a partition; with
-    ``shared_model`` their model is one, learning every partition's labels,
-    otherwise each partition's model learns its own labels only.
+    ``partitions``: the records are dealt to that many partitions, each with
+    a learner of its own (strategy, budget cap, pending requests), as the
+    Kafka daemon keeps one a partition; with ``shared_model`` their model is
+    one, learning every partition's labels, otherwise each partition's model
+    learns its own labels only. ``partition_by`` deals them: ``round-robin``,
+    ``hash`` (a hash of each record's position, as Kafka's partitioner
+    spreads unique keys) or a feature's name (a hash of its value, as a key
+    column).
 
     ``noises``: the labels come from simulated annotators with these noise
     rates (each request to one of them at random, the label tagged with
@@ -199,6 +204,7 @@ def run_strategy(
         )
 
     learners = [partition_learner(p) for p in range(partitions)]
+    dealt = deal(xs, partitions, partition_by)
     learner = learners[0]
     waiting: deque[tuple[int, str, Any]] = deque()
     team = _annotators(noises, delay, seed)
@@ -210,11 +216,11 @@ def run_strategy(
     else:
 
         def decide(record: Record, now: int) -> Any:
-            return learners[int(record.id) % partitions].decide(record, now=now)
+            return learners[dealt[now]].decide(record, now=now)
 
         def learn(request_id: str, label: Any, now: int, annotator: Any = None) -> str:
             # request ids are "q-" and the record's position: its partition
-            owner = learners[int(request_id[2:]) % partitions]
+            owner = learners[dealt[int(request_id[2:])]]
             return owner.learn(request_id, label, now=now, annotator=annotator)
 
     trace = _Trace(len(ys))
@@ -267,6 +273,25 @@ def run_strategy(
         learner.annotators.snapshot(),  # the first partition's view of the annotators
         trace=trace.columns,
     )
+
+
+def deal(xs: Sequence[dict], partitions: int, by: str = "round-robin") -> list[int]:
+    """The partition of each record: ``round-robin``, ``hash`` of its position,
+    or the hash of a feature's value (CRC-32, the same on every run).
+
+    >>> deal([{"k": "a"}, {"k": "up"}, {"k": "a"}], 2, "k")
+    [1, 0, 1]
+    >>> deal([{}] * 5, 2)
+    [0, 1, 0, 1, 0]
+    """
+    if by == "round-robin":
+        return [i % partitions for i in range(len(xs))]
+    if by == "hash":
+        return [zlib.crc32(str(i).encode()) % partitions for i in range(len(xs))]
+    if xs and by not in xs[0]:
+        raise ValueError(f"partition by {by!r}: no such feature; the features are "
+                         f"{', '.join(sorted(xs[0]))}")  # fmt: skip
+    return [zlib.crc32(str(x.get(by)).encode()) % partitions for x in xs]
 
 
 def run_all_labels(
@@ -338,6 +363,7 @@ def replay(
     noises: Sequence[float] = (),
     partitions: int = 1,
     shared_model: bool = True,
+    partition_by: str = "round-robin",
     progress: Progress | None = None,
     every_label: dict[tuple, RunResult] | None = None,
     **learner_options: Any,
@@ -353,7 +379,7 @@ def replay(
     labels (``delay``, unless ``late_exploration=0``) or noisy annotators
     (``noises``, see ``run_strategy``) every strategy draws, so each runs
     under every seed; with noisy annotators learning on every label does
-    too. ``partitions`` and ``shared_model`` as in ``run_strategy`` (learning
+    too. ``partitions``, ``shared_model`` and ``partition_by`` as in ``run_strategy`` (learning
     on every label is one model whatever they are). ``learner_options`` go to
     every learner and into the result.
     """
@@ -371,7 +397,8 @@ def replay(
                 run_strategy(
                     xs, ys, name, budget=budget, seed=seed, delay=delay, model=model, clip=clip,
                     drift=drift, exploration=exploration, noises=noises, partitions=partitions,
-                    shared_model=shared_model, on_progress=step, **learner_options,
+                    shared_model=shared_model, partition_by=partition_by, on_progress=step,
+                    **learner_options,
                 )
             )  # fmt: skip
     cache = every_label if every_label is not None else {}
@@ -420,6 +447,7 @@ def replay(
         "noises": list(noises),
         "partitions": partitions,
         "partition_models": "shared" if shared_model else "own",
+        "partition_by": partition_by,
         **learner_options,
         "records": len(ys),
         "summary": summary,

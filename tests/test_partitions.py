@@ -56,3 +56,19 @@ def test_replay_deals_records_to_partitions_from_the_command_line(tmp_path):
     refused = streamal("replay", DATASETS / "elec2.csv.gz", "--partitions", "0", cwd=tmp_path,
                        check=False)  # fmt: skip
     assert refused.returncode == 2 and "--partitions: must be at least 1" in refused.stderr
+    by_column = streamal(*args, "--partition-by", "day", cwd=tmp_path).stdout
+    assert "3 partitions, one model shared" in by_column
+    refused = streamal(*args, "--partition-by", "nope", cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and "partition by 'nope': no such feature" in refused.stderr
+
+
+def test_records_with_one_key_go_to_one_partition():
+    from streamal.evaluation import deal
+
+    xs = [{"k": f"user-{i % 7}", "x": float(i)} for i in range(700)]
+    dealt = deal(xs, 4, "k")
+    owner = {}
+    for x, p in zip(xs, dealt, strict=True):
+        assert owner.setdefault(x["k"], p) == p
+    assert len(set(dealt)) > 1
+    assert sorted(set(deal(xs, 4, "hash"))) == [0, 1, 2, 3]
