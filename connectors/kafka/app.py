@@ -34,6 +34,7 @@ from typing import Any, TextIO
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 from streamal.connectors.kafka.messages import (
@@ -324,6 +325,7 @@ class KafkaApp:
             **common, group_id=s.group, group_instance_id=s.transactional_id,
             enable_auto_commit=False, auto_offset_reset="earliest",
             isolation_level="read_committed", max_poll_records=500,
+            partition_assignment_strategy=(RangePartitionAssignor,),
             fetch_max_wait_ms=100, session_timeout_ms=10_000,
             # a topic just created (by _ensure_topics, or by a producer) may not be in
             # the first metadata the group assigns from; the client would then
@@ -357,9 +359,13 @@ class KafkaApp:
         admin = KafkaAdminClient(bootstrap_servers=s.bootstrap, request_timeout_ms=10_000)
         try:
             existing = set(admin.list_topics())
+            # the labels topic has as many partitions as the records topic: a label goes to
+            # the partition of its request's record, which the group assigns to the same
+            # process (the range assignor gives co-partitioned topics the same owners)
+            records = _partition_count(admin, s.records_topic) if s.records_topic in existing else 1
             wanted = [
                 NewTopic(s.records_topic, 1, 1),
-                NewTopic(s.labels_topic, 1, 1),
+                NewTopic(s.labels_topic, records, 1),
                 NewTopic(s.requests_topic, 1, 1),
                 NewTopic(s.dead_letters_topic, 1, 1),
                 NewTopic(s.changelog_topic, 1, 1, topic_configs={
@@ -372,6 +378,13 @@ class KafkaApp:
                 except TopicAlreadyExistsError:
                     pass
             _await_leaders(admin, [s.records_topic, s.labels_topic])
+            labels = _partition_count(admin, s.labels_topic)
+            if labels < records:
+                log.warning(
+                    "%s has %d partition(s) and %s %d: in a group of several processes, labels "
+                    "for requests another process holds do not reach it; give %s %d partitions",
+                    s.labels_topic, labels, s.records_topic, records, s.labels_topic, records,
+                )  # fmt: skip
         finally:
             admin.close()
 
@@ -722,6 +735,11 @@ class KafkaApp:
             file=self.out,
             flush=True,
         )
+
+
+def _partition_count(admin: Any, topic: str) -> int:
+    (described,) = admin.describe_topics([topic])
+    return max(1, len(described["partitions"]))
 
 
 def _await_leaders(admin: Any, topics: list[str], timeout: float = 10.0) -> None:

@@ -1,8 +1,9 @@
 """The Kafka daemon's label intake: labels from people onto the labels topic.
 
 What the labelling API (and the Label Studio bridge) takes in Kafka mode is
-produced to the labels topic, keyed like the record its request came from,
-so that it lands where the records' key sends it, and the reply waits for
+produced to the labels topic, to the partition of the record its request
+came from (which the group gives to the process holding the request) and
+keyed like that record, and the reply waits for
 the broker's acknowledgement (``acks=all``, idempotent). From there it is a
 label like any other on the topic: the learner holding its request learns
 it in its next transaction, exactly once, or refuses it to the dead letters
@@ -67,26 +68,29 @@ class KafkaIntake:
                 done.set_exception(IntakeUnavailable(f"labels topic {self.topic!r}: {e}"))
 
         try:
-            for label, key in zip(labels, keys, strict=True):
+            partitions = self.producer.partitions_for(self.topic) or set()
+            for label, (key, partition) in zip(labels, keys, strict=True):
                 value = encode_json(label_to_object(label))
-                self.producer.send(self.topic, key=key, value=value).add_callback(
-                    acked).add_errback(failed)  # fmt: skip
+                if partition not in partitions:
+                    partition = None  # not a partition of its own there: by key, then
+                self.producer.send(self.topic, key=key, value=value, partition=partition,
+                                   ).add_callback(acked).add_errback(failed)  # fmt: skip
         except Exception as e:  # the broker unreachable past max_block_ms
             failed(e)
         return done
 
-    def _keys(self, request_ids: list[str]) -> list[Any]:
-        """Each request's record key, where a learner of this process holds it."""
-        learners = list(self.app.learners.values())
-        keys = []
+    def _keys(self, request_ids: list[str]) -> list[tuple[Any, int | None]]:
+        """Each request's record key and partition, where this process holds it."""
+        learners = list(self.app.learners.items())
+        keys: list[tuple[Any, int | None]] = []
         for rid in request_ids:
-            key = None
-            for learner in learners:
+            found: tuple[Any, int | None] = (None, None)
+            for partition, learner in learners:
                 entry = learner.pending.peek(rid)
                 if entry is not None:
-                    key = getattr(entry, "key", None)
+                    found = (getattr(entry, "key", None), partition)
                     break
-            keys.append(key)
+            keys.append(found)
         return keys
 
     def why_refused(self, label: Label, outcome: str) -> str:

@@ -109,6 +109,9 @@ def encode_request(decision: Decision, record: Record, strategy: str, model_vers
             "strategy": strategy,
             "model_version": model_version,
             "ts": record.ts,
+            # its label goes to this partition of the labels topic, where the learner
+            # holding the request reads it
+            "partition": record.partition,
         }
     )
 
