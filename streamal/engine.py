@@ -194,10 +194,7 @@ class Engine:
         """Apply the labels the journal handed over (with the lock held)."""
         inbox, intake = self._inbox, self.stats.intake
         while inbox:
-            try:
-                labels, end, done = inbox.popleft()
-            except IndexError:  # drained meanwhile by the other thread
-                return
+            labels, end, done = inbox.popleft()
             self.stats.labels_received += len(labels)
             for label in labels:
                 intake[label.extra.get("intake", "http")] += 1
@@ -330,7 +327,8 @@ class Engine:
             # whatever ended the loop (a stop, a source that failed): what was
             # decided is saved, so that nothing is lost or done twice
             self._waiting = self._running = False
-            self.save()
+            with self.lock:  # labels from the journal are now applied by its thread
+                self.save()
             for sink in self._sinks():
                 sink.flush()
         return stats

@@ -20,7 +20,13 @@ from typing import Any
 from kafka import KafkaProducer
 from streamal.connectors.kafka.messages import encode_json
 
-from streamal.intake import IntakeUnavailable, OpenRequests, open_requests, progress_of
+from streamal.intake import (
+    BusyError,
+    IntakeUnavailable,
+    OpenRequests,
+    open_requests,
+    progress_of,
+)
 from streamal.records import Label, label_to_object
 
 __all__ = ["KafkaIntake"]
@@ -50,12 +56,20 @@ class KafkaIntake:
     def ready(self) -> bool:
         return bool(self.app.ready)
 
+    def _learners(self) -> list[tuple[int, Any]]:
+        """The daemon's learners by partition (its thread may be adding one)."""
+        for _ in range(10):
+            try:
+                return list(self.app.learners.items())
+            except RuntimeError:  # changed size during the copy
+                continue
+        raise BusyError("the daemon's learners changed too fast to be read: try again")
+
     def open_requests(self) -> OpenRequests:
-        return open_requests(list(self.app.learners.values()))
+        return open_requests([learner for _, learner in self._learners()])
 
     def submit(self, labels: list[Label]) -> Future:
         done: Future = Future()
-        keys = self._keys([label.request_id for label in labels])
         waiting = [len(labels)]
 
         def acked(_: Any) -> None:
@@ -68,6 +82,7 @@ class KafkaIntake:
                 done.set_exception(IntakeUnavailable(f"labels topic {self.topic!r}: {e}"))
 
         try:
+            keys = self._keys([label.request_id for label in labels])
             partitions = self.producer.partitions_for(self.topic) or set()
             for label, (key, partition) in zip(labels, keys, strict=True):
                 value = encode_json(label_to_object(label))
@@ -75,13 +90,13 @@ class KafkaIntake:
                     partition = None  # not a partition of its own there: by key, then
                 self.producer.send(self.topic, key=key, value=value, partition=partition,
                                    ).add_callback(acked).add_errback(failed)  # fmt: skip
-        except Exception as e:  # the broker unreachable past max_block_ms
+        except Exception as e:  # the broker unreachable past max_block_ms, or busy
             failed(e)
         return done
 
     def _keys(self, request_ids: list[str]) -> list[tuple[Any, int | None]]:
         """Each request's record key and partition, where this process holds it."""
-        learners = list(self.app.learners.items())
+        learners = self._learners()
         keys: list[tuple[Any, int | None]] = []
         for rid in request_ids:
             found: tuple[Any, int | None] = (None, None)
