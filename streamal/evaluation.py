@@ -204,7 +204,6 @@ def run_strategy(
         )
 
     learners = [partition_learner(p) for p in range(partitions)]
-    dealt = deal(xs, partitions, partition_by)
     learner = learners[0]
     waiting: deque[tuple[int, str, Any]] = deque()
     team = _annotators(noises, delay, seed)
@@ -214,6 +213,7 @@ def run_strategy(
     if partitions == 1:
         decide, learn = learner.decide, learner.learn
     else:
+        dealt = deal(xs, partitions, partition_by)
 
         def decide(record: Record, now: int) -> Any:
             return learners[dealt[now]].decide(record, now=now)

@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from streamal.intake import BusyError, IntakeUnavailable, LabelIntake
+from streamal.intake import BusyError, IntakeUnavailable, LabelIntake, request_view
 from streamal.records import BadInput, Label, label_from_object, label_problem
 
 __all__ = ["make_app", "resolve_token", "serve", "take_labels", "MAX_BODY", "MAX_BATCH"]
@@ -161,23 +161,7 @@ def make_app(
             ids = [e.request_id for e in entries]
             entries = entries[ids.index(after) + 1 :] if after in ids else []
         page = entries[:limit]
-        items = [
-            {
-                "request_id": e.request_id,
-                "record_id": e.record_id,
-                "features": e.features,
-                "prediction": e.prediction,
-                "probabilities": {
-                    str(k): v for k, v in (getattr(e, "probabilities", None) or {}).items()
-                },
-                "utility": getattr(e, "utility", None),
-                "reason": getattr(e, "reason", None),
-                "query_probability": e.query_probability,
-                "second_opinion": e.request_id in held,
-                "exclude_annotator": held.get(e.request_id),
-            }
-            for e in page
-        ]
+        items = [request_view(e, held.get(e.request_id)) for e in page]
         body = {"requests": items, "classes": classes, "more": len(entries) > limit}
         return Response(_dumps(body), media_type="application/json")
 

@@ -27,14 +27,16 @@ refused here is refused with the same reason a label file would get.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from streamal.learner import ActiveLearner
 from streamal.pending import PendingRequest
 from streamal.records import Label
+
+T = TypeVar("T")
 
 __all__ = [
     "LabelIntake",
@@ -77,31 +79,58 @@ class LabelIntake(Protocol):
 
 
 def open_requests(learners: Iterable[ActiveLearner]) -> OpenRequests:
-    """The open requests of ``learners``, oldest first, read without their lock.
-
-    The decision loop changes the tables between two records; copying a dict
-    is one step it cannot interleave with, and a rare clash is read again.
-    """
+    """The open requests of ``learners``, oldest first, read without their lock."""
     learners = list(learners)
+
+    def read() -> OpenRequests:
+        entries: list[PendingRequest] = []
+        held: dict[str, str] = {}
+        classes: list[Any] = []
+        for learner in learners:
+            entries += learner.pending.open_entries()
+            held.update((rid, who) for rid, (who, _) in dict(learner._held).items())
+            for c in getattr(learner.model, "classes", []):
+                if c not in classes:
+                    classes.append(c)
+        return OpenRequests(entries, held, classes)
+
+    now = read_unlocked(read)
+    if len(learners) > 1:
+        now.entries.sort(key=lambda e: e.created)
+    return now
+
+
+def read_unlocked(read: Callable[[], T]) -> T:
+    """``read()``, which copies tables another thread is changing, tried again on a clash.
+
+    The decision loop changes them between two records; copying a dict is one
+    step it cannot interleave with, but a copy can still meet a change in size.
+    """
     for _ in range(10):
         try:
-            entries: list[PendingRequest] = []
-            held: dict[str, str] = {}
-            classes: list[Any] = []
-            for learner in learners:
-                entries += learner.pending.open_entries()
-                held.update((rid, who) for rid, (who, _) in dict(learner._held).items())
-                for c in getattr(learner.model, "classes", []):
-                    if c not in classes:
-                        classes.append(c)
-            break
+            return read()
         except RuntimeError:  # changed size during the copy
             continue
-    else:
-        raise BusyError("the learners changed too fast to be read: try again")
-    if len(learners) > 1:
-        entries.sort(key=lambda e: e.created)
-    return OpenRequests(entries, held, classes)
+    raise BusyError("the learners changed too fast to be read: try again")
+
+
+def request_view(entry: PendingRequest, exclude: str | None = None) -> dict[str, Any]:
+    """What a person answering ``entry`` is shown (JSON-ready); ``exclude``: the
+    annotator whose held label waits for this second opinion."""
+    # requests saved before probabilities, utility and reason existed lack them
+    probabilities = getattr(entry, "probabilities", None) or {}
+    return {
+        "request_id": entry.request_id,
+        "record_id": entry.record_id,
+        "features": entry.features,
+        "prediction": entry.prediction,
+        "probabilities": {str(k): v for k, v in probabilities.items()},
+        "utility": getattr(entry, "utility", None),
+        "reason": getattr(entry, "reason", None),
+        "query_probability": entry.query_probability,
+        "second_opinion": exclude is not None,
+        "exclude_annotator": exclude,
+    }
 
 
 class BusyError(RuntimeError):

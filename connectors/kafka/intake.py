@@ -21,11 +21,11 @@ from kafka import KafkaProducer
 from streamal.connectors.kafka.messages import encode_json
 
 from streamal.intake import (
-    BusyError,
     IntakeUnavailable,
     OpenRequests,
     open_requests,
     progress_of,
+    read_unlocked,
 )
 from streamal.records import Label, label_to_object
 
@@ -58,12 +58,7 @@ class KafkaIntake:
 
     def _learners(self) -> list[tuple[int, Any]]:
         """The daemon's learners by partition (its thread may be adding one)."""
-        for _ in range(10):
-            try:
-                return list(self.app.learners.items())
-            except RuntimeError:  # changed size during the copy
-                continue
-        raise BusyError("the daemon's learners changed too fast to be read: try again")
+        return read_unlocked(lambda: list(self.app.learners.items()))
 
     def open_requests(self) -> OpenRequests:
         return open_requests([learner for _, learner in self._learners()])

@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from streamal.intake import BusyError, LabelIntake
+from streamal.intake import BusyError, LabelIntake, request_view
 from streamal.records import Label
 
 __all__ = ["LabelStudioBridge", "LabelStudioClient", "LabelStudioError", "label_config"]
@@ -273,22 +273,20 @@ class LabelStudioBridge:
         return len(tasks)
 
     def _task(self, entry: Any, version: Any, exclude: str | None) -> dict[str, Any]:
-        probabilities = getattr(entry, "probabilities", None) or {}
+        shown = request_view(entry, exclude)
         title = f"request {entry.request_id}"
-        data: dict[str, Any] = {
-            "request_id": entry.request_id, "record_id": entry.record_id,
-            "features": entry.features, "reason": getattr(entry, "reason", None),
-            "utility": getattr(entry, "utility", None),
-        }  # fmt: skip
+        if exclude is not None:
+            title += f" - a second opinion: not for {exclude}"
+        keep = ("request_id", "record_id", "features", "reason", "utility")
+        data: dict[str, Any] = {k: shown[k] for k in keep}
         if exclude is not None:
             data.update(second_opinion=True, exclude_annotator=exclude)
-            title += f" - a second opinion: not for {exclude}"
         data["title"] = title
         task: dict[str, Any] = {"data": data}
         if entry.prediction is not None and str(entry.prediction) in self._by_name:
             task["predictions"] = [{
                 "model_version": str(version),
-                "score": float(max(probabilities.values(), default=0.0)),
+                "score": float(max(shown["probabilities"].values(), default=0.0)),
                 "result": [{"from_name": "label", "to_name": "features", "type": "choices",
                             "value": {"choices": [str(entry.prediction)]}}],
             }]  # fmt: skip
