@@ -28,7 +28,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CheckpointError", "save", "load", "resolve_key"]
+__all__ = ["CheckpointError", "save", "load", "dumps", "loads", "resolve_key"]
 
 _MAGIC = b"STREAMAL-CKPT-1\n"
 _DIGEST = 32
@@ -57,15 +57,34 @@ def resolve_key(path: str | Path, key: str | bytes | None = None) -> bytes:
     return key_path.read_bytes().strip()
 
 
+def dumps(state: Any, key: bytes) -> bytes:
+    """``state`` pickled and signed, as ``save`` writes it (for a store that keeps bytes)."""
+    payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    return _MAGIC + hmac.new(key, payload, hashlib.sha256).digest() + payload
+
+
+def loads(data: bytes, key: bytes, where: str = "the state") -> Any:
+    """Verify the signature of ``dumps`` output, then unpickle; ``CheckpointError`` if it fails."""
+    if not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + _DIGEST:
+        raise CheckpointError(f"{where} is not a streamal checkpoint")
+    mac = data[len(_MAGIC) : len(_MAGIC) + _DIGEST]
+    payload = data[len(_MAGIC) + _DIGEST :]
+    if not hmac.compare_digest(mac, hmac.new(key, payload, hashlib.sha256).digest()):
+        raise CheckpointError(
+            f"{where}: signature does not match; the file was altered or signed with "
+            "another key - refusing to load it"
+        )
+    return pickle.loads(payload)
+
+
 def save(path: str | Path, state: Any, key: bytes) -> None:
     """Pickle ``state``, sign it and replace ``path`` atomically."""
     path = Path(path)
-    payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-    mac = hmac.new(key, payload, hashlib.sha256).digest()
+    data = dumps(state, key)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:
-        f.write(_MAGIC + mac + payload)
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -78,14 +97,4 @@ def save(path: str | Path, state: Any, key: bytes) -> None:
 
 def load(path: str | Path, key: bytes) -> Any:
     """Verify the signature, then unpickle; raises ``CheckpointError`` if it fails."""
-    data = Path(path).read_bytes()
-    if not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + _DIGEST:
-        raise CheckpointError(f"{path} is not a streamal checkpoint")
-    mac = data[len(_MAGIC) : len(_MAGIC) + _DIGEST]
-    payload = data[len(_MAGIC) + _DIGEST :]
-    if not hmac.compare_digest(mac, hmac.new(key, payload, hashlib.sha256).digest()):
-        raise CheckpointError(
-            f"{path}: signature does not match; the file was altered or signed with "
-            "another key - refusing to load it"
-        )
-    return pickle.loads(payload)
+    return loads(Path(path).read_bytes(), key, str(path))

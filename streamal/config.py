@@ -553,6 +553,22 @@ OPTIONS: tuple[Option, ...] = (
         "compacted topic holding the signed learner state per partition",
     ),
     Option(
+        "kafka.training_topic",
+        "--training-topic",
+        str,
+        "streamal-training",
+        "topic of the labelled examples every process's model learns from, in one order",
+    ),
+    Option(
+        "kafka.partition_models",
+        "--partition-models",
+        str,
+        "shared",
+        "shared: every partition scores with one model that learns all partitions' labels "
+        "(through the training topic); own: each partition's model learns its own labels",
+        choices=("shared", "own"),
+    ),
+    Option(
         "kafka.instance",
         "--instance",
         str,

@@ -44,6 +44,7 @@ from streamal.connectors.kafka.messages import (
     encode_request,
     encode_second_opinion,
 )
+from streamal.connectors.kafka.training import TrainingReader, encode_example
 
 from streamal.checkpoint import CheckpointError
 from streamal.config import learner_settings, settings_to_resume_with
@@ -51,6 +52,7 @@ from streamal.latency import LabelLatency
 from streamal.learner import ActiveLearner
 from streamal.records import BadInput, Record
 from streamal.schema import why_not_decided
+from streamal.shared_model import SharedModel
 
 __all__ = ["KafkaSettings", "KafkaApp", "LearnerGroup", "StateError"]
 
@@ -59,6 +61,8 @@ log = logging.getLogger("streamal.kafka")
 _STATE_MAGIC = b"STREAMAL-STATE-1"
 #: changelog key of the mark that tells whether a process holds the group's key
 _KEY_CHECK = b"key-check"
+#: changelog key of the shared model's replica, saved with the training offset it has read to
+_MODEL = b"model"
 _MAX_STATE_BYTES = 64 * 1024 * 1024
 
 
@@ -79,6 +83,13 @@ class KafkaSettings:
     labels_topic: str = "streamal-labels"
     dead_letters_topic: str = "streamal-dead-letters"
     changelog_topic: str = "streamal-state"
+    training_topic: str = "streamal-training"
+    #: "shared": one model learns every partition's labels (through the training
+    #: topic); "own": each partition's model learns its own labels only
+    partition_models: str = "shared"
+    #: seconds between saves of the shared model on the changelog (a restart reads
+    #: the training topic on from the newest save)
+    model_every: float = 10.0
     instance: str = "0"
     transactions: bool = True
     commit_every: int = 2000
@@ -202,6 +213,11 @@ class _Listener(ConsumerRebalanceListener):
             self.app._rebalanced = True
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        # nothing is read from them until their state is read again: their previous
+        # owners committed until they gave them up, after this process last read it
+        if assigned:
+            self.app.consumer.pause(*assigned)
+            self.app._stale = True
         self.app._assigned = True
 
 
@@ -254,7 +270,21 @@ class KafkaApp:
         self.out = out if out is not None else sys.stderr
         self.stats = _Stats()
         self.learners: dict[int, ActiveLearner] = {}
-        self.view = LearnerGroup(self.learners, make_learner(0))
+        template = make_learner(0)
+        self.view = LearnerGroup(self.learners, template)
+        if settings.partition_models not in ("shared", "own"):
+            raise ValueError(f"partition_models must be 'shared' or 'own', "
+                             f"got {settings.partition_models!r}")  # fmt: skip
+        self.sharing = settings.partition_models == "shared"
+        if self.sharing and template.warning is not None:
+            raise ValueError(
+                "a background model swaps one partition's model: not with the model the "
+                "partitions share (partition_models = 'own' allows it)"
+            )
+        #: the process's replica of the model every partition scores with
+        self.shared: SharedModel | None = None
+        self.training: TrainingReader | None = None
+        self._model_saved = (0.0, -1)  # when, and at how many examples
         self._strategy_name = self.view.strategy.name
         self.metrics = metrics
         if metrics is not None:
@@ -265,6 +295,7 @@ class KafkaApp:
         self._stopping = False
         self._rebalanced = False
         self._assigned = False
+        self._stale = False
         self._dirty: set[int] = set()
         self._seq: dict[int, int] = {}  # changelog sequence per partition
         self._deltas: dict[int, list[int]] = {}  # live delta entries per partition
@@ -334,6 +365,7 @@ class KafkaApp:
         )  # fmt: skip
         self._rebalanced = False
         self._assigned = False
+        self._stale = False
         self._last_data = time.monotonic()  # idle time counts from a working connection
         self.consumer.subscribe([s.records_topic, s.labels_topic], listener=_Listener(self))
         log.info(
@@ -352,7 +384,9 @@ class KafkaApp:
                 self.producer.close(timeout=5 if commit else 0)
             except Exception:
                 pass
-        self.consumer = self.producer = None
+        if self.training is not None:
+            self.training.close()
+        self.consumer = self.producer = self.training = None
 
     def _ensure_topics(self) -> None:
         s = self.settings
@@ -371,6 +405,11 @@ class KafkaApp:
                 NewTopic(s.changelog_topic, 1, 1, topic_configs={
                     "cleanup.policy": "compact", "max.message.bytes": str(_MAX_STATE_BYTES)}),
             ]  # fmt: skip
+            if self.sharing:
+                # one partition: one order of the examples for every replica; kept
+                # for good, as a replica saved long ago reads on from its offset
+                wanted.append(NewTopic(s.training_topic, 1, 1, topic_configs={
+                    "retention.ms": "-1"}))  # fmt: skip
             missing = [t for t in wanted if t.name not in existing]
             if missing:
                 try:
@@ -449,6 +488,31 @@ class KafkaApp:
         finally:
             reader.close()
         self._rebuild(latest)
+        if self.sharing:
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Teach the replica every example written since it was saved."""
+        s = self.settings
+        if self.training is None:
+            self.training = TrainingReader(s.bootstrap, s.training_topic, self.key)
+        self.training.start_at(self._model_offset)
+        n = self.training.catch_up(self.shared)
+        if n:
+            log.info("the model learned %d example(s) from %s since its last save",
+                     n, s.training_topic)  # fmt: skip
+
+    def _reassigned(self) -> None:
+        """Read the state of the partitions just assigned, then read them."""
+        consumer = self.consumer
+        self._load_snapshots()
+        topic = self.settings.records_topic
+        mine = {tp.partition for tp in consumer.assignment() if tp.topic == topic}
+        for partition in list(self.learners):
+            if partition not in mine:  # another process's now: it saves them
+                del self.learners[partition]
+        consumer.resume(*consumer.paused())
+        self._stale = False
 
     def _rebuild(self, latest: dict[bytes, bytes]) -> None:
         """The learners from the newest changelog value of each key, in write order."""
@@ -460,6 +524,7 @@ class KafkaApp:
         tables: dict[int, Any] = {}
         deltas: dict[int, list[tuple[int, Any]]] = {}
         check = latest.pop(_KEY_CHECK, None)
+        model = latest.pop(_MODEL, None)
         self._key_checked = check is not None
         if check is not None and not hmac.compare_digest(check, self._key_check()):
             raise StateError(
@@ -500,7 +565,28 @@ class KafkaApp:
             self._seq[p] = core["seq"]
             if "validator" in core:  # written when the daemon held the schema
                 learner.validator = core["validator"]
+            if isinstance(learner.model, SharedModel) != self.sharing:
+                raise StateError(
+                    f"{s.changelog_topic} (partition {p}): saved with partition_models = "
+                    f"{'own' if self.sharing else 'shared'}; run with that, or start afresh "
+                    "with another group and changelog topic"
+                )  # fmt: skip
             self.learners[p] = learner
+        self._model_offset = 0
+        if self.sharing:
+            if model is not None:
+                saved = self._verify(model, f"{s.changelog_topic}[model]")
+                self.settings_saved = settings_to_resume_with(
+                    saved["settings"], self.settings_saved, f"{s.changelog_topic} (model)",
+                    self.keep_saved_settings,
+                )  # fmt: skip
+                self.shared = SharedModel(saved["replica"], saved["learned"])
+                self._model_offset = saved["offset"]
+            else:
+                self.shared = SharedModel(self.make_learner(0).model)
+            self._model_saved = (time.monotonic(), self.shared.learned)
+            for learner in self.learners.values():
+                learner.model = self.shared
         if cores:
             n = sum(lrn.n_records for lrn in self.learners.values())
             log.info("restored %d learner(s) from %s (%d records decided)",
@@ -556,6 +642,12 @@ class KafkaApp:
             batch = consumer.poll(timeout_ms=100, max_records=500)
             if self._rebalanced:
                 raise _Restart("partitions were reassigned")
+            if self._stale:
+                if offsets:  # work of this transaction on the state about to be read again
+                    raise _Restart("partitions were assigned in the middle of a cycle")
+                self._reassigned()
+            if self.training is not None:
+                self.training.teach(self.shared)
             for tp, msgs in batch.items():
                 if tp.topic == s.records_topic:
                     self._on_records(tp.partition, msgs)
@@ -582,8 +674,9 @@ class KafkaApp:
             ):
                 keep_going = False
                 break
-        self._commit(offsets)
-        return keep_going and not self._stopping
+        last = not keep_going or self._stopping
+        self._commit(offsets, last)
+        return not last
 
     def _caught_up(self) -> bool:
         """Every assigned partition read to its end (asks the broker, so an outage
@@ -598,12 +691,17 @@ class KafkaApp:
         self._last_data = time.monotonic()
         return False
 
-    def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+    def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata], last: bool = False) -> None:
         s = self.settings
         producer, consumer = self.producer, self.consumer
         if not self._key_checked:  # the first state this group writes: the key's mark first
             producer.send(s.changelog_topic, key=_KEY_CHECK, value=self._key_check())
             self._key_checked = True
+        if self.shared is not None:
+            for example in self.shared.take_examples():
+                value, headers = encode_example(example, self.key)
+                producer.send(s.training_topic, value=value, headers=headers)
+            self._save_model(last)
         for partition in sorted(self._dirty):
             for key, value in self._changes(partition):
                 producer.send(s.changelog_topic, key=key, value=value)
@@ -618,6 +716,22 @@ class KafkaApp:
             if offsets:
                 consumer.commit(offsets)
         self.stats.cycles += 1
+
+    def _save_model(self, now: bool) -> None:
+        """The replica on the changelog, with the offset it has read to, now and then.
+
+        Any process may save it: replicas that have read to the same offset are
+        the same model, so the newest save is good for every process.
+        """
+        shared, (when, learned) = self.shared, self._model_saved
+        due = now or time.monotonic() - when >= self.settings.model_every
+        if shared.learned == learned or not due:
+            return
+        saved = {"replica": shared.replica, "learned": shared.learned,
+                 "offset": self.training.offset, "settings": self.settings_saved}  # fmt: skip
+        value = self._sign(pickle.dumps(saved, protocol=5))
+        self.producer.send(self.settings.changelog_topic, key=_MODEL, value=value)
+        self._model_saved = (time.monotonic(), shared.learned)
 
     def _bounded(self, what: str, step: str, *args: Any) -> None:
         """A transaction step with a deadline.
@@ -639,6 +753,10 @@ class KafkaApp:
         if learner is None:
             learner = self.learners[partition] = self.make_learner(partition)
             learner.pending.track_changes()
+            if self.sharing:
+                if self.shared is None:  # not read from the changelog (a unit test's app)
+                    self.shared = SharedModel(self.make_learner(0).model)
+                learner.model = self.shared
         return learner
 
     def _on_records(self, partition: int, msgs: list[Any]) -> None:
@@ -699,6 +817,9 @@ class KafkaApp:
                 )  # fmt: skip
         elif outcome == "applied":
             self._dirty.add(partition)
+            if self.shared is not None:  # the example it queued answers this request
+                examples = self.shared.examples
+                examples[-1] = examples[-1]._replace(request=label.request_id)
         else:
             self._dirty.add(partition)  # the rejection counters changed
             reason = learner.why_refused(label.request_id, label.label, outcome)
@@ -731,7 +852,8 @@ class KafkaApp:
             f"labels={v.labels_applied} pending={len(v.pending)} "
             f"accuracy~{'-' if acc is None else f'{acc:.3f}'} drifts={v.drift_detections} "
             f"dead={sum(self.stats.dead_letters.values())} cycles={self.stats.cycles} "
-            f"restarts={self.stats.restarts}",
+            f"restarts={self.stats.restarts}"
+            + (f" model={self.shared.learned}" if self.shared is not None else ""),
             file=self.out,
             flush=True,
         )

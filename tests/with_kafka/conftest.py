@@ -48,6 +48,7 @@ class Topics:
         self.labels = f"labels-{tag}"
         self.dead = f"dead-{tag}"
         self.changelog = f"state-{tag}"
+        self.training = f"training-{tag}"
         self.group = f"group-{tag}"
 
     def args(self) -> list[str]:
@@ -55,7 +56,8 @@ class Topics:
             "--source", "kafka", "--bootstrap", self.bootstrap,
             "--records-topic", self.records, "--requests-topic", self.requests,
             "--labels-topic", self.labels, "--dead-letters-topic", self.dead,
-            "--changelog-topic", self.changelog, "--group", self.group,
+            "--changelog-topic", self.changelog, "--training-topic", self.training,
+            "--group", self.group,
             "--metrics-port", "0",
         ]  # fmt: skip
 

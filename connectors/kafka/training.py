@@ -1,0 +1,139 @@
+"""The training topic: the labelled examples every process's model learns, in one order.
+
+A partition's learner that applies a label does not teach the model: it
+queues the example (``streamal.shared_model.SharedModel``), and the daemon
+writes it here in the transaction that consumed the label, so that a label
+becomes one example exactly once. Every process reads this one-partition
+topic (``read_committed``) and teaches its replica of the model each
+example in offset order, so replicas that have read to the same offset are
+the same model, whichever process made the examples. A replica is saved on
+the changelog with the offset it has read to; a process that starts takes
+the newest one and reads on from its offset.
+
+Each example is JSON, signed with the group's key in the ``streamal-sig``
+header: a message that someone without the key wrote is not learned.
+
+>>> from streamal.shared_model import Example
+>>> key = b"k" * 32
+>>> value, headers = encode_example(Example({"x": 1.5}, "UP", 1.0, True, "q-3"), key)
+>>> decode_example(value, headers, key)
+Example(features={'x': 1.5}, label='UP', weight=1.0, seen=True, request='q-3')
+>>> decode_example(value, [], key)
+'no signature'
+>>> decode_example(value.replace(b"UP", b"DOWN"), headers, key)
+'signature does not match the group key'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+
+from streamal.shared_model import Example, SharedModel
+
+__all__ = ["encode_example", "decode_example", "TrainingReader"]
+
+log = logging.getLogger("streamal.kafka")
+
+SIGNATURE = "streamal-sig"
+
+
+def _mac(value: bytes, key: bytes) -> bytes:
+    return hmac.new(key, b"example:" + value, hashlib.sha256).digest()
+
+
+def encode_example(example: Example, key: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The message value and headers of one example."""
+    features, label, weight, seen, request = example
+    value = orjson.dumps(
+        {"features": features, "label": label, "weight": weight, "seen": seen, "request": request}
+    )
+    return value, [(SIGNATURE, _mac(value, key))]
+
+
+def decode_example(value: bytes, headers: Any, key: bytes) -> Example | str:
+    """The example in a message, or why it is not one to learn."""
+    mac = next((v for k, v in headers or () if k == SIGNATURE), None)
+    if mac is None:
+        return "no signature"
+    if not hmac.compare_digest(mac, _mac(value, key)):
+        return "signature does not match the group key"
+    try:
+        obj = orjson.loads(value)
+        return Example(
+            dict(obj["features"]), obj["label"], float(obj["weight"]), bool(obj["seen"]),
+            obj.get("request"),
+        )  # fmt: skip
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        return f"not an example ({type(e).__name__}: {e})"
+
+
+class TrainingReader:
+    """Reads the training topic from a replica's offset and teaches it each example."""
+
+    def __init__(self, bootstrap: str, topic: str, key: bytes):
+        self.topic = TopicPartition(topic, 0)
+        self.key = key
+        self.offset = 0
+        self.bad = 0  # messages not learned: unsigned, signed with another key, malformed
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+            isolation_level="read_committed", max_partition_fetch_bytes=8 * 1024 * 1024,
+        )  # fmt: skip
+        self._consumer.assign([self.topic])
+
+    def start_at(self, offset: int) -> None:
+        """Read on from ``offset`` (the replica has learned everything before it)."""
+        consumer = self._consumer
+        first = consumer.beginning_offsets([self.topic])[self.topic]
+        if offset < first:
+            raise RuntimeError(
+                f"{self.topic.topic}: the model was saved at offset {offset}, but the topic "
+                f"starts at {first} now: the examples between are gone (retention); give the "
+                "topic retention.ms=-1, or start the group afresh"
+            )
+        consumer.seek(self.topic, offset)
+        self.offset = offset
+
+    def catch_up(self, model: SharedModel, timeout: float = 30.0) -> int:
+        """Teach every committed example up to the end; how many."""
+        consumer, tp = self._consumer, self.topic
+        end = consumer.end_offsets([tp])[tp]  # read_committed: the last stable offset
+        n, deadline = 0, time.monotonic() + timeout
+        while consumer.position(tp) < end and time.monotonic() < deadline:
+            n += self._learn(consumer.poll(timeout_ms=200), model)
+        self.offset = consumer.position(tp)
+        return n
+
+    def teach(self, model: SharedModel) -> int:
+        """Teach what has come since the last call, without waiting; how many."""
+        n = self._learn(self._consumer.poll(timeout_ms=0), model)
+        if n:
+            self.offset = self._consumer.position(self.topic)
+        return n
+
+    def _learn(self, batch: dict, model: SharedModel) -> int:
+        n = 0
+        for msgs in batch.values():
+            for m in msgs:
+                example = decode_example(m.value, m.headers, self.key)
+                if isinstance(example, str):
+                    self.bad += 1
+                    log.warning("%s@%d not learned: %s", m.topic, m.offset, example)
+                    continue
+                model.teach(example)
+                n += 1
+            self.offset = msgs[-1].offset + 1
+        return n
+
+    def close(self) -> None:
+        try:
+            self._consumer.close()
+        except Exception:  # a client of a dead broker may fail to close; nothing to save
+            pass
