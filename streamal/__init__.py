@@ -16,6 +16,7 @@ from streamal.model import Classifier, OneHotText, bin_features, clip_features, 
 from streamal.pending import PendingRequests
 from streamal.records import Decision, Label, Record
 from streamal.schema import InvalidRecord, RecordValidator
+from streamal.shared_model import SharedModel
 from streamal.strategies import (
     BalancedIncrementalQuantileFilter,
     FixedUncertainty,
@@ -55,6 +56,7 @@ __all__ = [
     "RandomizedVariableUncertainty",
     "Record",
     "RecordValidator",
+    "SharedModel",
     "Split",
     "VariableUncertainty",
     "bin_features",

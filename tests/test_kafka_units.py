@@ -154,3 +154,45 @@ def test_the_group_forms_once_the_topics_partitions_have_leaders():
     assert admin.asked == 4
     with pytest.raises(_Restart, match="no leader yet"):
         _await_leaders(_Admin(requests_until_elected=10**9), ["records"], timeout=0.3)
+
+
+def test_partitions_share_one_model_that_learns_only_what_comes_back_from_the_topic():
+    app = _app()
+    first, second = app._learner(0), app._learner(1)
+    assert first.model is second.model is app.shared
+    first.learn({"x": 1.0}, True)
+    second.learn({"x": -1.0}, False)
+    assert app.shared.learned == 0 and app.shared.n_labels_seen == 0  # queued, not learned
+    examples = app.shared.take_examples()
+    assert [e.label for e in examples] == [True, False]
+    for example in examples:  # as read back from the training topic
+        app.shared.teach(example)
+    assert app.shared.learned == 2 and second.model.n_labels_seen == 2
+
+
+def test_the_shared_model_comes_back_from_the_changelog_and_the_mode_is_checked():
+    app = _app()
+    app._learner(0).learn({"x": 1.0}, True)
+    for example in app.shared.take_examples():
+        app.shared.teach(example)
+    topic = dict(app._changes(0))
+    saved = {"replica": app.shared.replica, "learned": 1, "offset": 7, "settings": {}}
+    topic[b"model"] = app._sign(pickle.dumps(saved))
+    restored = _app()
+    restored._rebuild(topic)
+    assert restored.learners[0].model is restored.shared
+    assert restored.shared.learned == 1 and restored._model_offset == 7
+    x = {"x": 0.5}
+    assert restored.shared.score(x) == app.shared.score(x)
+    own = KafkaApp(KafkaSettings(partition_models="own"), lambda p: ActiveLearner(), key=b"k")
+    with pytest.raises(StateError, match="saved with partition_models = shared"):
+        own._rebuild(topic)
+
+
+def test_a_background_model_needs_a_model_of_its_own():
+    def make(p):
+        return ActiveLearner(background=True, drift="adwin")
+
+    with pytest.raises(ValueError, match="--partition-models own"):
+        KafkaApp(KafkaSettings(), make, key=b"k")
+    KafkaApp(KafkaSettings(partition_models="own"), make, key=b"k")

@@ -90,3 +90,32 @@ def test_bad_records_never_stop_the_loop(items):
     for r in requests:
         assert all(not (isinstance(v, float) and not math.isfinite(v))
                    for v in r["features"].values())  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(-5, 5), st.floats(-5, 5), st.booleans()), min_size=1, max_size=60),
+    st.data(),
+)
+def test_a_shared_model_saved_anywhere_and_taught_the_rest_is_the_model_taught_all(rows, data):
+    """What makes the daemon's shared model exactly once: a replica saved at any
+    offset and taught the examples after it equals one that learned them all."""
+    import pickle
+
+    from streamal.model import Classifier, default_model
+    from streamal.shared_model import Example, SharedModel
+
+    examples = [Example({"a": a, "b": b}, y) for a, b, y in rows]
+    k = data.draw(st.integers(0, len(examples)))
+    whole = SharedModel(Classifier(default_model(2)))
+    part = SharedModel(Classifier(default_model(2)))
+    for example in examples[:k]:
+        part.teach(example)
+    part = SharedModel(pickle.loads(pickle.dumps(part.replica)), part.learned)
+    for example in examples:
+        whole.teach(example)
+    for example in examples[k:]:
+        part.teach(example)
+    assert part.learned == whole.learned == len(examples)
+    probes = [{"a": a, "b": b} for a, b, _ in rows[:10]]
+    assert [part.score(x) for x in probes] == [whole.score(x) for x in probes]

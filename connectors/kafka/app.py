@@ -44,7 +44,7 @@ from streamal.connectors.kafka.messages import (
     encode_request,
     encode_second_opinion,
 )
-from streamal.connectors.kafka.training import TrainingReader, encode_example
+from streamal.connectors.kafka.training import TrainingReader, encode_examples
 
 from streamal.checkpoint import CheckpointError
 from streamal.config import learner_settings, settings_to_resume_with
@@ -279,7 +279,7 @@ class KafkaApp:
         if self.sharing and template.warning is not None:
             raise ValueError(
                 "a background model swaps one partition's model: not with the model the "
-                "partitions share (partition_models = 'own' allows it)"
+                "partitions share (--partition-models own allows it)"
             )
         #: the process's replica of the model every partition scores with
         self.shared: SharedModel | None = None
@@ -409,7 +409,7 @@ class KafkaApp:
                 # one partition: one order of the examples for every replica; kept
                 # for good, as a replica saved long ago reads on from its offset
                 wanted.append(NewTopic(s.training_topic, 1, 1, topic_configs={
-                    "retention.ms": "-1"}))  # fmt: skip
+                    "retention.ms": "-1", "max.message.bytes": str(_MAX_STATE_BYTES)}))  # fmt: skip
             missing = [t for t in wanted if t.name not in existing]
             if missing:
                 try:
@@ -698,8 +698,9 @@ class KafkaApp:
             producer.send(s.changelog_topic, key=_KEY_CHECK, value=self._key_check())
             self._key_checked = True
         if self.shared is not None:
-            for example in self.shared.take_examples():
-                value, headers = encode_example(example, self.key)
+            examples = self.shared.take_examples()
+            if examples:  # one message a cycle: a send costs more than an example
+                value, headers = encode_examples(examples, self.key)
                 producer.send(s.training_topic, value=value, headers=headers)
             self._save_model(last)
         for partition in sorted(self._dirty):

@@ -10,17 +10,18 @@ the same model, whichever process made the examples. A replica is saved on
 the changelog with the offset it has read to; a process that starts takes
 the newest one and reads on from its offset.
 
-Each example is JSON, signed with the group's key in the ``streamal-sig``
-header: a message that someone without the key wrote is not learned.
+A message holds the examples of one transaction, as a JSON list, signed
+with the group's key in the ``streamal-sig`` header: a message that someone
+without the key wrote is not learned.
 
 >>> from streamal.shared_model import Example
 >>> key = b"k" * 32
->>> value, headers = encode_example(Example({"x": 1.5}, "UP", 1.0, True, "q-3"), key)
->>> decode_example(value, headers, key)
-Example(features={'x': 1.5}, label='UP', weight=1.0, seen=True, request='q-3')
->>> decode_example(value, [], key)
+>>> value, headers = encode_examples([Example({"x": 1.5}, "UP", 1.0, True, "q-3")], key)
+>>> decode_examples(value, headers, key)
+[Example(features={'x': 1.5}, label='UP', weight=1.0, seen=True, request='q-3')]
+>>> decode_examples(value, [], key)
 'no signature'
->>> decode_example(value.replace(b"UP", b"DOWN"), headers, key)
+>>> decode_examples(value.replace(b"UP", b"DOWN"), headers, key)
 'signature does not match the group key'
 """
 
@@ -37,7 +38,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from streamal.shared_model import Example, SharedModel
 
-__all__ = ["encode_example", "decode_example", "TrainingReader"]
+__all__ = ["encode_examples", "decode_examples", "TrainingReader"]
 
 log = logging.getLogger("streamal.kafka")
 
@@ -48,30 +49,31 @@ def _mac(value: bytes, key: bytes) -> bytes:
     return hmac.new(key, b"example:" + value, hashlib.sha256).digest()
 
 
-def encode_example(example: Example, key: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """The message value and headers of one example."""
-    features, label, weight, seen, request = example
-    value = orjson.dumps(
-        {"features": features, "label": label, "weight": weight, "seen": seen, "request": request}
-    )
+def encode_examples(examples: list[Example], key: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The value and headers of one message holding ``examples``, in their order."""
+    value = orjson.dumps([
+        {"features": e.features, "label": e.label, "weight": e.weight, "seen": e.seen,
+         "request": e.request}
+        for e in examples
+    ])  # fmt: skip
     return value, [(SIGNATURE, _mac(value, key))]
 
 
-def decode_example(value: bytes, headers: Any, key: bytes) -> Example | str:
-    """The example in a message, or why it is not one to learn."""
+def decode_examples(value: bytes, headers: Any, key: bytes) -> list[Example] | str:
+    """The examples in a message, or why it holds none to learn."""
     mac = next((v for k, v in headers or () if k == SIGNATURE), None)
     if mac is None:
         return "no signature"
     if not hmac.compare_digest(mac, _mac(value, key)):
         return "signature does not match the group key"
     try:
-        obj = orjson.loads(value)
-        return Example(
-            dict(obj["features"]), obj["label"], float(obj["weight"]), bool(obj["seen"]),
-            obj.get("request"),
-        )  # fmt: skip
+        return [
+            Example(dict(obj["features"]), obj["label"], float(obj["weight"]),
+                    bool(obj["seen"]), obj.get("request"))
+            for obj in orjson.loads(value)
+        ]  # fmt: skip
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        return f"not an example ({type(e).__name__}: {e})"
+        return f"not a list of examples ({type(e).__name__}: {e})"
 
 
 class TrainingReader:
@@ -122,13 +124,14 @@ class TrainingReader:
         n = 0
         for msgs in batch.values():
             for m in msgs:
-                example = decode_example(m.value, m.headers, self.key)
-                if isinstance(example, str):
+                examples = decode_examples(m.value, m.headers, self.key)
+                if isinstance(examples, str):
                     self.bad += 1
-                    log.warning("%s@%d not learned: %s", m.topic, m.offset, example)
+                    log.warning("%s@%d not learned: %s", m.topic, m.offset, examples)
                     continue
-                model.teach(example)
-                n += 1
+                for example in examples:
+                    model.teach(example)
+                n += len(examples)
             self.offset = msgs[-1].offset + 1
         return n
 

@@ -9,11 +9,12 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from streamal.connectors.kafka.app import KafkaApp, KafkaSettings
-from streamal.connectors.kafka.training import decode_example
+from streamal.connectors.kafka.training import decode_examples
 
 from streamal import ActiveLearner
 from tests.with_kafka.conftest import sea_records
@@ -76,7 +77,7 @@ def _examples(topics, key):
         topics.training, bootstrap_servers=topics.bootstrap, auto_offset_reset="earliest",
         isolation_level="read_committed", group_id=None, consumer_timeout_ms=3000,
     )  # fmt: skip
-    examples = [decode_example(m.value, m.headers, key) for m in consumer]
+    examples = [e for m in consumer for e in decode_examples(m.value, m.headers, key)]
     consumer.close()
     return examples
 
@@ -192,3 +193,17 @@ def test_three_processes_share_six_partitions_and_one_model_through_a_kill_and_a
         f"model={shared.learned}; longest stall of a partition after the kill: "
         f"{max(gaps, default=0.0):.1f} s"
     )
+
+
+def test_group_benchmark_runs_every_measurement(bootstrap):
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_group.py"
+    out = subprocess.run(
+        [sys.executable, str(bench), "--bootstrap", bootstrap, "--records", "20000"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    assert [line.split(" process")[0] for line in lines[:3]] == ["1", "2", "3"]
+    assert "records/s" in lines[2] and "of one" in lines[2]
+    assert lines[3].startswith("shared model(s), 3 processes:") and "examples" in lines[3]
+    assert "SIGKILLed halfway" in lines[4]
