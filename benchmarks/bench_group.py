@@ -77,15 +77,16 @@ class _Annotator(threading.Thread):
         consumer.close()
 
 
-def _size(bootstrap: str, topic: str) -> tuple[int, int]:
-    """Committed messages on ``topic`` and their bytes (keys, values and headers)."""
+def _size(bootstrap: str, topic: str, lists: bool = False) -> tuple[int, int]:
+    """Committed messages on ``topic`` (with ``lists``, the items of the JSON list each
+    holds) and their bytes (keys, values and headers)."""
     consumer = KafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
         isolation_level="read_committed", consumer_timeout_ms=2000,
     )  # fmt: skip
     n = size = 0
     for m in consumer:
-        n += 1
+        n += len(json.loads(m.value)) if lists else 1
         size += len(m.value or b"") + len(m.key or b"")
         size += sum(len(k) + len(v) for k, v in m.headers or ())
     consumer.close()
@@ -165,7 +166,8 @@ def run(
     rate = (last[1] - first[1]) / max(last[0] - first[0], 1e-9)
     return {"processes": processes, "rate": rate,
             "stall": max(stalled.values()) if stalled else None,
-            "training": _size(bootstrap, f"training-{tag}"), "records": _size(bootstrap, topic),
+            "training": _size(bootstrap, f"training-{tag}", lists=True),
+            "records": _size(bootstrap, topic),
             "labels": _size(bootstrap, f"labels-{tag}")}  # fmt: skip
 
 
