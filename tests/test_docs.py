@@ -61,6 +61,19 @@ def test_every_python_block_in_the_docs_runs(page, block):
     exec(compile(block, str(page), "exec"), {})
 
 
+def test_every_excerpt_of_an_example_is_in_the_example():
+    """An excerpt needs what its example sets up (a broker, arguments): the example
+    runs in the tests, and the excerpt is checked against it here."""
+    pattern = r'```python title="(examples/[^"]+) \(excerpt\)"\n(.*?)```'
+    found = 0
+    for page in [ROOT / "README.md", *DOCS]:
+        for path, block in re.findall(pattern, page.read_text(), re.S):
+            example = (ROOT / path).read_text()
+            assert block in example, f"{page.name}: the excerpt of {path} is not in it"
+            found += 1
+    assert found
+
+
 def test_every_streamal_command_in_the_docs_exists():
     from streamal.cli import build_parser
 
