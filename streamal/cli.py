@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Mapping
@@ -22,6 +23,7 @@ from streamal.config import (
     load_settings,
     rates,
 )
+from streamal.model import MODELS
 from streamal.strategies import STRATEGIES
 
 log = logging.getLogger("streamal")
@@ -50,6 +52,18 @@ something makes it draw: --exploration-share (on by default), --exploration,
 
 example: streamal replay elec2.csv.gz --budget 0.1 --strategy variable_uncertainty \\
              --strategy split --seeds 5 --json results.json
+"""
+
+
+_BENCH_EPILOG = """\
+Both loops build the same model afresh for each run and learn the same
+labels, right after each chunk of 500 records; the learner is seeded, so it
+asks about the same records every run. Times are CPU seconds of this
+process, the two loops alternating chunk by chunk so that they meet the same
+machine noise: read the ratio, not the records/s.
+
+examples: streamal bench events.csv --model mymodels:make_model
+          streamal bench river:synth.SEA --max-records 50000 --budget 0.05
 """
 
 
@@ -181,7 +195,46 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="report.html", help="page to write (default: %(default)s)")
     report.add_argument("--title", default="streamal replay report", help="page title")
     strategies = sub.add_parser("strategies", help="list the query strategies with a line on each")
-    for command in (run, replay, report, strategies):
+    bench = sub.add_parser(
+        "bench", help="the learner's records/s on your model and data, against the bare river loop",
+        description="Time the active learner and the bare river loop (predict_proba_one on every "
+        "record, learn_one on the records the learner asked about) side by side on your model and "
+        "data, in alternating chunks of one run, and print the ratio: what streamal adds (or "
+        "saves) before you go to production.", epilog=_BENCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    bench.add_argument(
+        "data", metavar="DATA",
+        help="a labelled CSV (.csv or .csv.gz, a 'label' column, as replay reads), or a river "
+        "dataset: river:NAME (river.datasets, e.g. river:Phishing) or river:synth.NAME (a "
+        "generator, e.g. river:synth.SEA)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--model", default=BY_KEY["learner.model"].default, metavar="NAME|MODULE:FUNCTION",
+        help=f"one of {', '.join(MODELS)}, or MODULE:FUNCTION, a function of yours that returns "
+        "a new river classifier (default: %(default)s)",
+    )  # fmt: skip
+    bench.add_argument("--strategy", choices=sorted(STRATEGIES), metavar="NAME",
+                       help="query strategy (default: the daemon's)")  # fmt: skip
+    bench.add_argument("--budget", type=float, default=0.1, help="label budget (default: 0.1)")
+    bench.add_argument("--max-records", type=int, default=100_000,
+                       help="records read from DATA (default: %(default)s)")  # fmt: skip
+    bench.add_argument("--repeats", type=int, default=3,
+                       help="timed runs; the median is printed (default: %(default)s)")  # fmt: skip
+    bench.add_argument(
+        "--mode", choices=["batch", "each", "both"], default="both",
+        help="decide_many on chunks of 500 records, decide record by record, or both "
+        "(default: %(default)s)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much to log on stderr (default: WARNING)",
+    )  # fmt: skip
+    for command in (run, replay, report, strategies, bench):
         command.add_argument(
             "--debug", action="store_true",
             help="on an internal error, show the whole traceback instead of one line",
@@ -621,6 +674,91 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from streamal.evaluation import Progress
+    from streamal.speed import compare_with_river
+
+    check("learner.budget", args.budget, name="--budget")
+    if args.repeats < 1:
+        raise ConfigError(f"--repeats: must be at least 1, got {args.repeats}")
+    if args.max_records < 1:
+        raise ConfigError(f"--max-records: must be at least 1, got {args.max_records}")
+    xs, ys, name = _bench_data(args.data, args.max_records)
+    classes = list(dict.fromkeys(ys))
+    make_model, model_name = _bench_model(args.model, len(classes))
+    modes = {"batch": [True], "each": [False], "both": [True, False]}[args.mode]
+    progress = None
+    if args.progress is not False:
+        progress = Progress(len(xs) * (args.repeats + 1) * len(modes), force=bool(args.progress))
+    print(f"{name}: {len(xs):,} records, {len(classes)} classes; model {model_name}; "
+          f"budget {args.budget:g}", flush=True)  # fmt: skip
+    for batch in modes:
+        result = compare_with_river(
+            xs, ys, make_model, budget=args.budget, strategy=args.strategy, batch=batch,
+            repeats=args.repeats, on_progress=progress.advance if progress else None,
+        )  # fmt: skip
+        ratios = result.ratios()
+        how = "decide_many" if batch else "decide"
+        print(f"{how + ':':<13} learner {result.rate('learner'):>9,.0f} records/s, bare river "
+              f"loop {result.rate('bare'):>9,.0f} records/s: {result.ratio():.2f} of its speed "
+              f"(runs {min(ratios):.2f}-{max(ratios):.2f}; {result.labels:,} labels learned by "
+              "both)", flush=True)  # fmt: skip
+    return 0
+
+
+def _bench_data(spec: str, limit: int) -> tuple[list, list, str]:
+    """Features and labels from a CSV or a river dataset, and a name for them."""
+    import itertools
+
+    if spec.startswith("river:"):
+        from river import datasets
+        from river.datasets import synth
+
+        name = spec[len("river:") :]
+        where, attr = (synth, name[6:]) if name.startswith("synth.") else (datasets, name)
+        cls = getattr(where, attr, None)
+        if not isinstance(cls, type):
+            known = sorted(n for n in getattr(where, "__all__", []) if n[0].isupper())
+            raise ConfigError(f"{spec}: no such river dataset; river offers {', '.join(known)}")
+        try:
+            rows = list(itertools.islice(cls(), limit))
+        except OSError as e:  # a dataset river downloads, without the network
+            raise ConfigError(f"{spec}: could not read it ({e})") from None
+        return [dict(x) for x, _ in rows], [y for _, y in rows], spec
+    from streamal.sources import read_labelled
+
+    xs, ys, _ = read_labelled(spec, limit=limit)
+    if not ys:
+        raise ConfigError(f"{spec}: no labelled records (is there a 'label' column?)")
+    return xs, ys, Path(spec).name
+
+
+def _bench_model(spec: str, n_classes: int) -> tuple[Callable[[], Any], str]:
+    """A function that builds the model afresh, and its name."""
+    import importlib
+
+    if spec in MODELS:
+        from streamal.model import make_model
+
+        return (lambda: make_model(spec, n_classes)), spec
+    module, _, function = spec.partition(":")
+    if not function:
+        raise ConfigError(f"--model: {spec!r} is neither one of {', '.join(MODELS)} "
+                          "nor MODULE:FUNCTION")  # fmt: skip
+    sys.path.insert(0, os.getcwd())  # a module of the user's, beside them
+    try:
+        make = getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"--model: cannot load {spec} ({e})") from None
+    finally:
+        sys.path.pop(0)
+    model = make()
+    if not all(callable(getattr(model, m, None)) for m in ("predict_proba_one", "learn_one")):
+        raise ConfigError(f"--model: {spec}() returned {type(model).__name__}, not a river "
+                          "classifier (predict_proba_one and learn_one)")  # fmt: skip
+    return make, spec
+
+
 def cmd_strategies(args: argparse.Namespace) -> int:
     for name, cls in sorted(STRATEGIES.items()):
         first = (cls.__doc__ or "").strip().splitlines()[0]
@@ -644,7 +782,8 @@ def main(argv: list[str] | None = None) -> int:
     # the Kafka client logs every connection at INFO; its warnings are what matter here
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
     commands = {
-        "run": cmd_run, "replay": cmd_replay, "report": cmd_report, "strategies": cmd_strategies
+        "run": cmd_run, "replay": cmd_replay, "report": cmd_report, "strategies": cmd_strategies,
+        "bench": cmd_bench,
     }  # fmt: skip
     from streamal.checkpoint import CheckpointError
 
