@@ -8,7 +8,7 @@ WORKDIR /app
 
 # the dependencies first, in a layer of their own: a code change does not reinstall them
 COPY pyproject.toml README.md ./
-RUN mkdir -p streamal/strategies connectors/kafka connectors/labelstudio \
+RUN mkdir -p streamal/strategies connectors/kafka connectors/labelstudio connectors/quix \
     && echo '__version__ = "0"' > streamal/__init__.py \
     && pip install --no-cache-dir ".[kafka,http]" \
     && pip uninstall --yes streamal \

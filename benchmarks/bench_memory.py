@@ -1,0 +1,138 @@
+"""Resident memory of a long run: does the daemon stay flat over millions of records?
+
+Runs ``streamal run`` as a user does and reads its resident set size
+(``VmRSS`` in ``/proc/PID/status``) each time its summary line reports
+another ``--every`` records:
+
+* ``file``: the embedded default (a synthetic stream with abrupt drifts, a
+  simulated annotator answering 200 records late, 5 % of its labels wrong),
+  label requests and dead letters to rotating files;
+* ``kafka``: the Kafka daemon on a topic the benchmark fills first (it
+  starts a broker of its own unless ``--bootstrap`` names one), no annotator,
+  so that the pending table fills to its bound and expires requests, and
+  with a record in every thousand malformed, so that dead letters flow.
+
+It prints the memory at each mark and the ratio of the last mark to the
+first (the target is at most 1.05 from 1 M to 5 M). No figure is asserted.
+
+Run: python benchmarks/bench_memory.py [--mode file|kafka|both] [--records 5000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+SUMMARY = re.compile(r"^records=(\d+) ")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def watch(args: list[str], every: int, records: int, cwd: str) -> list[tuple[int, float]]:
+    """(records, MiB) at each summary line that passes another ``every`` records."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamal", "run", *args, "--summary-every", str(every),
+         "--max-records", str(records), "--metrics-port", "0"],
+        cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    marks: list[tuple[int, float]] = []
+    started = time.monotonic()
+    try:
+        for line in proc.stderr:
+            m = SUMMARY.match(line)
+            if not m:
+                continue
+            n = int(m.group(1))
+            if n // every > len(marks):
+                marks.append((n, rss_mib(proc.pid)))
+                rate = n / (time.monotonic() - started)
+                print(f"  {n:>10,} records: {marks[-1][1]:7.1f} MiB resident "
+                      f"({rate:,.0f} records/s)", flush=True)  # fmt: skip
+            if n >= records:
+                break
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    if not marks:
+        raise RuntimeError(f"the run printed no summary line (exit {proc.returncode})")
+    return marks
+
+
+def fill(bootstrap: str, topic: str, n: int) -> None:
+    """``n`` records of 3 features, one in a thousand malformed."""
+    import orjson
+    from kafka import KafkaProducer
+    from river.datasets import synth
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=50, batch_size=1 << 18)
+    for i, (x, _) in enumerate(synth.SEA(seed=5).take(n)):
+        if i % 1000 == 999:
+            producer.send(topic, b"{not json")
+        else:
+            producer.send(topic, orjson.dumps({"features": {str(k): v for k, v in x.items()}}))
+        if i % 1_000_000 == 999_999:
+            print(f"  {i + 1:,} records produced", flush=True)
+    producer.flush()
+    producer.close()
+
+
+def report(mode: str, marks: list[tuple[int, float]]) -> None:
+    (n0, first), (n1, last) = marks[0], marks[-1]
+    print(f"{mode}: {last:.1f} MiB at {n1:,} records / {first:.1f} MiB at {n0:,}: "
+          f"{last / first:.3f}", flush=True)  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=["file", "kafka", "both"], default="both")
+    parser.add_argument("--records", type=int, default=5_000_000)
+    parser.add_argument("--every", type=int, default=1_000_000, help="records between marks")
+    parser.add_argument("--bootstrap", help="an existing broker (default: start one)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.mode in ("file", "both"):
+            print(f"file mode, {args.records:,} records:", flush=True)
+            report("file", watch([], args.every, args.records, tmp))
+        if args.mode in ("kafka", "both"):
+            broker, bootstrap = None, args.bootstrap
+            if bootstrap is None:
+                from streamal.connectors.kafka.broker import Broker
+
+                broker = Broker().start()
+                bootstrap = broker.bootstrap
+            try:
+                tag = uuid.uuid4().hex[:8]
+                print(f"kafka mode, {args.records:,} records (filling the topic first):",
+                      flush=True)  # fmt: skip
+                fill(bootstrap, f"records-{tag}", args.records)
+                topics = [
+                    "--source", "kafka", "--bootstrap", bootstrap,
+                    "--records-topic", f"records-{tag}", "--group", f"group-{tag}",
+                    "--requests-topic", f"requests-{tag}", "--labels-topic", f"labels-{tag}",
+                    "--dead-letters-topic", f"dead-{tag}", "--changelog-topic", f"state-{tag}",
+                    "--training-topic", f"training-{tag}",
+                ]  # fmt: skip
+                os.makedirs(Path(tmp) / "kafka", exist_ok=True)
+                report("kafka", watch(topics, args.every, args.records, str(Path(tmp) / "kafka")))
+            finally:
+                if broker is not None:
+                    broker.close()
+
+
+if __name__ == "__main__":
+    main()
