@@ -32,6 +32,18 @@ def test_labelling_api_benchmark_runs_every_measurement():
     assert out.count("load / without") == 2
 
 
+def test_memory_benchmark_reads_the_daemons_memory_at_each_mark():
+    bench = BENCH.parent / "bench_memory.py"
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--mode", "file", "--records", "30000", "--every", "10000"],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    marks = [line for line in proc.stdout.splitlines() if "MiB resident" in line]
+    assert [line.split()[0] for line in marks] == ["10,000", "20,000", "30,000"]
+    last = proc.stdout.splitlines()[-1]
+    assert last.startswith("file: ") and "at 30,000 records" in last and "at 10,000:" in last
+
+
 def _serve(tmp_path, files):
     """A local HTTP server for the fetch (these machines have no internet)."""
     import functools
