@@ -176,10 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: round-robin)",
     )  # fmt: skip
     replay.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
-    replay.add_argument(
-        "--progress", action=argparse.BooleanOptionalAction, default=None,
-        help="progress bar on stderr (default: when stderr is a terminal)",
-    )  # fmt: skip
+    _add_progress(replay)
 
     replay.add_argument(
         "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -226,10 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="decide_many on chunks of 500 records, decide record by record, or both "
         "(default: %(default)s)",
     )  # fmt: skip
-    bench.add_argument(
-        "--progress", action=argparse.BooleanOptionalAction, default=None,
-        help="progress bar on stderr (default: when stderr is a terminal)",
-    )  # fmt: skip
+    _add_progress(bench)
     bench.add_argument(
         "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="how much to log on stderr (default: WARNING)",
@@ -240,6 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="on an internal error, show the whole traceback instead of one line",
         )  # fmt: skip
     return parser
+
+
+def _add_progress(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )  # fmt: skip
 
 
 def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:

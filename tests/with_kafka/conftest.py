@@ -9,8 +9,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections import defaultdict
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
@@ -119,3 +121,38 @@ def sea_records(n, seed=1):
     return [
         {"features": {str(k): v for k, v in x.items()}} for x, _ in synth.SEA(seed=seed).take(n)
     ]
+
+
+class Annotator(threading.Thread):
+    """Answers each committed request once (SEA's concept: x0 + x1 <= 8), to the
+    labels partition the request names; ``answered`` maps request id -> partition,
+    ``seen_at`` each partition's request arrival times."""
+
+    def __init__(self, topics: Topics, answered: dict | None = None):
+        super().__init__(daemon=True)
+        self.topics = topics
+        self.answered: dict[str, int] = {} if answered is None else answered
+        self.seen_at: dict[int, list[float]] = defaultdict(list)
+        self.stop = threading.Event()
+
+    def run(self):
+        consumer = KafkaConsumer(
+            self.topics.requests, bootstrap_servers=self.topics.bootstrap,
+            auto_offset_reset="earliest", isolation_level="read_committed", group_id=None,
+            consumer_timeout_ms=300,
+        )  # fmt: skip
+        producer = KafkaProducer(bootstrap_servers=self.topics.bootstrap, linger_ms=5)
+        while not self.stop.is_set():
+            for m in consumer:
+                request = json.loads(m.value)
+                self.seen_at[request["partition"]].append(time.monotonic())
+                if request.get("second_opinion") or request["request_id"] in self.answered:
+                    continue
+                f = request["features"]
+                label = {"request_id": request["request_id"], "label": f["0"] + f["1"] <= 8}
+                producer.send(self.topics.labels, json.dumps(label).encode(),
+                              partition=request["partition"])  # fmt: skip
+                self.answered[request["request_id"]] = request["partition"]
+            producer.flush()
+        consumer.close()
+        producer.close()

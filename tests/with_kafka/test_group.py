@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -17,45 +16,12 @@ from streamal.connectors.kafka.app import KafkaApp, KafkaSettings
 from streamal.connectors.kafka.training import decode_examples
 
 from streamal import ActiveLearner
-from tests.with_kafka.conftest import sea_records
+from tests.with_kafka.conftest import Annotator, sea_records
 
 PARTITIONS = 6
 RECORDS = 100_000
 RATE = 2_500  # records a second
 BUDGET = 0.05
-
-
-class Annotator(threading.Thread):
-    """Answers every committed request, to the labels partition the request names."""
-
-    def __init__(self, topics):
-        super().__init__(daemon=True)
-        self.topics = topics
-        self.answered: dict[str, int] = {}
-        self.seen_at: dict[int, list[float]] = defaultdict(list)  # partition -> arrival times
-        self.stop = threading.Event()
-
-    def run(self):
-        consumer = KafkaConsumer(
-            self.topics.requests, bootstrap_servers=self.topics.bootstrap,
-            auto_offset_reset="earliest", isolation_level="read_committed", group_id=None,
-            consumer_timeout_ms=500,
-        )  # fmt: skip
-        producer = KafkaProducer(bootstrap_servers=self.topics.bootstrap, linger_ms=5)
-        while not self.stop.is_set():
-            for m in consumer:
-                request = json.loads(m.value)
-                self.seen_at[request["partition"]].append(time.monotonic())
-                if request.get("second_opinion") or request["request_id"] in self.answered:
-                    continue
-                f = request["features"]
-                label = {"request_id": request["request_id"], "label": f["0"] + f["1"] <= 8}
-                producer.send(self.topics.labels, json.dumps(label).encode(),
-                              partition=request["partition"])  # fmt: skip
-                self.answered[request["request_id"]] = request["partition"]
-            producer.flush()
-        consumer.close()
-        producer.close()
 
 
 def _state(topics, key):

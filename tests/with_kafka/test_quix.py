@@ -1,56 +1,24 @@
 """streamal as a step of a Quix Streams application, against the real broker, across a restart."""
 
-import json
 import math
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
-from tests.with_kafka.conftest import sea_records
+from tests.with_kafka.conftest import Annotator, sea_records
 
 pytest.importorskip("quixstreams")
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "quix_app.py"
 PARTITIONS = 2
 BUDGET = 0.05
-
-
-class Annotator(threading.Thread):
-    """Answers each committed request once, to the labels partition it names."""
-
-    def __init__(self, topics, answered: dict):
-        super().__init__(daemon=True)
-        self.topics, self.answered = topics, answered
-        self.stop = threading.Event()
-
-    def run(self):
-        consumer = KafkaConsumer(
-            self.topics.requests, bootstrap_servers=self.topics.bootstrap,
-            auto_offset_reset="earliest", isolation_level="read_committed", group_id=None,
-            consumer_timeout_ms=300,
-        )  # fmt: skip
-        producer = KafkaProducer(bootstrap_servers=self.topics.bootstrap, linger_ms=5)
-        while not self.stop.is_set():
-            for m in consumer:
-                request = json.loads(m.value)
-                if request["request_id"] in self.answered:
-                    continue
-                f = request["features"]
-                label = {"request_id": request["request_id"], "label": f["0"] + f["1"] <= 8}
-                producer.send(self.topics.labels, json.dumps(label).encode(),
-                              partition=request["partition"])  # fmt: skip
-                self.answered[request["request_id"]] = request["partition"]
-            producer.flush()
-        consumer.close()
-        producer.close()
 
 
 def _processed(topics, group: str, topic: str) -> bool:
