@@ -47,7 +47,7 @@ def _produce(bootstrap: str, topic: str, n: int, partitions: int) -> None:
     producer.close()
 
 
-class _Annotator(threading.Thread):
+class Annotator(threading.Thread):
     """Answers every committed request, to the labels partition it names."""
 
     def __init__(self, bootstrap: str, tag: str):
@@ -126,7 +126,7 @@ def run(
     with tempfile.TemporaryDirectory() as tmp:
         key = Path(tmp) / "group.key"
         key.write_bytes(os.urandom(32).hex().encode())
-        annotator = _Annotator(bootstrap, tag)
+        annotator = Annotator(bootstrap, tag)
         annotator.start()
         procs = {i: _start(bootstrap, tag, i, Path(tmp), key, models) for i in range(processes)}
         first = last = None

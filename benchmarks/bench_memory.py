@@ -8,9 +8,12 @@ another ``--every`` records:
   simulated annotator answering 200 records late, 5 % of its labels wrong),
   label requests and dead letters to rotating files;
 * ``kafka``: the Kafka daemon on a topic the benchmark fills first (it
-  starts a broker of its own unless ``--bootstrap`` names one), no annotator,
-  so that the pending table fills to its bound and expires requests, and
-  with a record in every thousand malformed, so that dead letters flow.
+  starts a broker of its own unless ``--bootstrap`` names one), with a
+  record in every thousand malformed, so that dead letters flow, and an
+  annotator answering every request through the labels topic, so that
+  labels, the training topic and the shared model work as in production;
+  ``--no-annotator`` leaves every request unanswered, so that the pending
+  table fills to its bound (``--max-pending``) and expires requests.
 
 It prints the memory at each mark and the ratio of the last mark to the
 first (the target is at most 1.05 from 1 M to 5 M). No figure is asserted.
@@ -74,17 +77,17 @@ def watch(args: list[str], every: int, records: int, cwd: str) -> list[tuple[int
 
 
 def fill(bootstrap: str, topic: str, n: int) -> None:
-    """``n`` records of 3 features, one in a thousand malformed."""
+    """``n`` records of 3 features (100,003 distinct ones over and over), one in a
+    thousand malformed."""
     import orjson
     from kafka import KafkaProducer
     from river.datasets import synth
 
+    values = [orjson.dumps({"features": {str(k): v for k, v in x.items()}})
+              for x, _ in synth.SEA(seed=5).take(100_003)]  # fmt: skip
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=50, batch_size=1 << 18)
-    for i, (x, _) in enumerate(synth.SEA(seed=5).take(n)):
-        if i % 1000 == 999:
-            producer.send(topic, b"{not json")
-        else:
-            producer.send(topic, orjson.dumps({"features": {str(k): v for k, v in x.items()}}))
+    for i in range(n):
+        producer.send(topic, b"{not json" if i % 1000 == 999 else values[i % len(values)])
         if i % 1_000_000 == 999_999:
             print(f"  {i + 1:,} records produced", flush=True)
     producer.flush()
@@ -103,6 +106,10 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=5_000_000)
     parser.add_argument("--every", type=int, default=1_000_000, help="records between marks")
     parser.add_argument("--bootstrap", help="an existing broker (default: start one)")
+    parser.add_argument(
+        "--annotator", action=argparse.BooleanOptionalAction, default=True,
+        help="kafka mode: answer every request (default); without, the pending table fills",
+    )  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.mode in ("file", "both"):
@@ -128,7 +135,21 @@ def main() -> None:
                     "--training-topic", f"training-{tag}",
                 ]  # fmt: skip
                 os.makedirs(Path(tmp) / "kafka", exist_ok=True)
-                report("kafka", watch(topics, args.every, args.records, str(Path(tmp) / "kafka")))
+                annotator = None
+                if args.annotator:
+                    sys.path.insert(0, str(Path(__file__).parent))
+                    from bench_group import Annotator
+
+                    annotator = Annotator(bootstrap, tag)
+                    annotator.start()
+                try:
+                    marks = watch(topics, args.every, args.records, str(Path(tmp) / "kafka"))
+                finally:
+                    if annotator is not None:
+                        annotator.stop.set()
+                        annotator.join(timeout=30)
+                label = "kafka" if args.annotator else "kafka, no annotator"
+                report(label, marks)
             finally:
                 if broker is not None:
                     broker.close()
