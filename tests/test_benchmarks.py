@@ -44,6 +44,21 @@ def test_memory_benchmark_reads_the_daemons_memory_at_each_mark():
     assert last.startswith("file: ") and "at 30,000 records" in last and "at 10,000:" in last
 
 
+def test_partition_gap_benchmark_runs_every_layout():
+    bench = BENCH.parent / "partition_gap.py"
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--seeds", "1", "--max-records", "3000"],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("elec2.csv.gz, budget 0.05, 1 seeds")
+    layouts = [line.split("  ")[0] for line in lines[1:]]
+    assert layouts == ["1 partition", "6, round-robin", "6, by a hash of the position",
+                       "6, by the day column", "6, quantile windows w 17",
+                       "6, quantile windows w 50", "6, one strategy for all"]  # fmt: skip
+    assert all("(random 0." in line and "labels used" in line for line in lines[1:])
+
+
 def _serve(tmp_path, files):
     """A local HTTP server for the fetch (these machines have no internet)."""
     import functools
