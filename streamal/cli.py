@@ -567,7 +567,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         replay,
         runs_needed,
     )
-    from streamal.sources import read_labelled
 
     budgets = args.budget or [0.1]
     for budget in budgets:
@@ -590,9 +589,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
     try:
         for path in args.paths:
-            xs, ys, skipped = read_labelled(path, limit=args.max_records or None)
-            if not ys:
-                raise ConfigError(f"{path}: no labelled records (is there a 'label' column?)")
+            xs, ys, skipped = _read_labelled(path, args.max_records or None)
             if skipped:
                 log.warning("%s: skipped %d malformed rows", path, skipped)
             total = len(ys) * runs_needed(
@@ -726,12 +723,18 @@ def _bench_data(spec: str, limit: int) -> tuple[list, list, str]:
         except OSError as e:  # a dataset river downloads, without the network
             raise ConfigError(f"{spec}: could not read it ({e})") from None
         return [dict(x) for x, _ in rows], [y for _, y in rows], spec
+    xs, ys, _ = _read_labelled(spec, limit)
+    return xs, ys, Path(spec).name
+
+
+def _read_labelled(path: str, limit: int | None) -> tuple[list, list, int]:
+    """``read_labelled``, with a file that holds no labelled record as a user's mistake."""
     from streamal.sources import read_labelled
 
-    xs, ys, _ = read_labelled(spec, limit=limit)
+    xs, ys, skipped = read_labelled(path, limit=limit)
     if not ys:
-        raise ConfigError(f"{spec}: no labelled records (is there a 'label' column?)")
-    return xs, ys, Path(spec).name
+        raise ConfigError(f"{path}: no labelled records (is there a 'label' column?)")
+    return xs, ys, skipped
 
 
 def _bench_model(spec: str, n_classes: int) -> tuple[Callable[[], Any], str]:

@@ -351,7 +351,9 @@ class KafkaApp:
             self.producer = KafkaProducer(
                 **common, **blocking, acks="all", max_request_size=_MAX_STATE_BYTES, linger_ms=5
             )
-        self._load_snapshots()
+        # the key and the settings are checked before joining the group; the state is
+        # read again, and the model taught, once the group has assigned partitions
+        self._load_snapshots(catch_up=False)
         self.consumer = KafkaConsumer(
             **common, group_id=s.group, group_instance_id=s.transactional_id,
             enable_auto_commit=False, auto_offset_reset="earliest",
@@ -450,8 +452,9 @@ class KafkaApp:
         """A value only a holder of the key can write: processes of a group compare it."""
         return hmac.new(self.key, b"streamal key check", hashlib.sha256).digest()
 
-    def _load_snapshots(self) -> None:
-        """Read the changelog to its end and rebuild every partition's learner.
+    def _load_snapshots(self, catch_up: bool = True) -> None:
+        """Read the changelog to its end and rebuild every partition's learner (and,
+        with ``catch_up``, teach the shared model what was written since its save).
 
         Keys are ``P/core`` (the learner without its pending table),
         ``P/pending`` (the whole pending table, now and then) and
@@ -488,7 +491,7 @@ class KafkaApp:
         finally:
             reader.close()
         self._rebuild(latest)
-        if self.sharing:
+        if self.sharing and catch_up:
             self._catch_up()
 
     def _catch_up(self) -> None:
@@ -583,7 +586,7 @@ class KafkaApp:
                 self.shared = SharedModel(saved["replica"], saved["learned"])
                 self._model_offset = saved["offset"]
             else:
-                self.shared = SharedModel(self.make_learner(0).model)
+                self.shared = self._fresh_model()
             self._model_saved = (time.monotonic(), self.shared.learned)
             for learner in self.learners.values():
                 learner.model = self.shared
@@ -591,6 +594,10 @@ class KafkaApp:
             n = sum(lrn.n_records for lrn in self.learners.values())
             log.info("restored %d learner(s) from %s (%d records decided)",
                      len(cores), s.changelog_topic, n)  # fmt: skip
+
+    def _fresh_model(self) -> SharedModel:
+        """The shared model of a group that has saved none: a new partition's model."""
+        return SharedModel(self.make_learner(0).model)
 
     def _changes(self, partition: int) -> list[tuple[bytes, bytes | None]]:
         """Changelog entries for one partition's learner after a cycle.
@@ -756,7 +763,7 @@ class KafkaApp:
             learner.pending.track_changes()
             if self.sharing:
                 if self.shared is None:  # not read from the changelog (a unit test's app)
-                    self.shared = SharedModel(self.make_learner(0).model)
+                    self.shared = self._fresh_model()
                 learner.model = self.shared
         return learner
 

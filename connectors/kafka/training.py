@@ -115,10 +115,7 @@ class TrainingReader:
 
     def teach(self, model: SharedModel) -> int:
         """Teach what has come since the last call, without waiting; how many."""
-        n = self._learn(self._consumer.poll(timeout_ms=0), model)
-        if n:
-            self.offset = self._consumer.position(self.topic)
-        return n
+        return self._learn(self._consumer.poll(timeout_ms=0), model)
 
     def _learn(self, batch: dict, model: SharedModel) -> int:
         n = 0
