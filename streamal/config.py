@@ -521,6 +521,15 @@ OPTIONS: tuple[Option, ...] = (
         "Kafka bootstrap server HOST:PORT (with source 'kafka')",
     ),
     Option(
+        "kafka.client",
+        "--kafka-client",
+        str,
+        "kafka-python",
+        "Kafka client: kafka-python (pure Python) or confluent (librdkafka, several times "
+        "faster on a busy topic; pip install 'streamal[confluent]')",
+        choices=("kafka-python", "confluent"),
+    ),
+    Option(
         "kafka.records_topic",
         "--records-topic",
         str,

@@ -134,18 +134,16 @@ def test_second_opinion_request_encoding():
 
 
 class _Admin:
-    """An admin client whose broker elects the topics' leaders after a few requests."""
+    """A client whose broker elects the topics' leaders after a few requests."""
 
     def __init__(self, requests_until_elected: int):
         self.left = requests_until_elected
         self.asked = 0
 
-    def describe_topics(self, topics):
+    def leaderless(self, topics):
         self.asked += 1
         self.left -= 1
-        leader = 1 if self.left < 0 else -1
-        partitions = [{"partition_index": 0, "leader_id": leader}]
-        return [{"name": t, "error_code": 0, "partitions": partitions} for t in topics]
+        return list(topics) if self.left >= 0 else []
 
 
 def test_the_group_forms_once_the_topics_partitions_have_leaders():

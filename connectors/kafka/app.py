@@ -31,12 +31,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.coordinator.assignors.range import RangePartitionAssignor
-from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
-from kafka.structs import OffsetAndMetadata
+from streamal.connectors.kafka.clients import (
+    MAX_STATE_BYTES,
+    Client,
+    GroupConsumer,
+    Offsets,
+    Producer,
+    TopicSpec,
+    open_client,
+    read_to_end,
+)
 from streamal.connectors.kafka.messages import (
     decode_label,
     decode_record,
@@ -63,7 +67,6 @@ _STATE_MAGIC = b"STREAMAL-STATE-1"
 _KEY_CHECK = b"key-check"
 #: changelog key of the shared model's replica, saved with the training offset it has read to
 _MODEL = b"model"
-_MAX_STATE_BYTES = 64 * 1024 * 1024
 
 
 class StateError(CheckpointError):
@@ -77,6 +80,8 @@ class _Restart(Exception):
 @dataclass
 class KafkaSettings:
     bootstrap: str = "127.0.0.1:9092"
+    #: the Kafka client: "kafka-python" (pure Python) or "confluent" (librdkafka)
+    client: str = "kafka-python"
     records_topic: str = "streamal-records"
     group: str = "streamal"
     requests_topic: str = "streamal-label-requests"
@@ -204,23 +209,6 @@ class LearnerGroup:
         return self._ratio("iw_correct", "iw_total")
 
 
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, app: KafkaApp):
-        self.app = app
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        if revoked and self.app._assigned:
-            self.app._rebalanced = True
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        # nothing is read from them until their state is read again: their previous
-        # owners committed until they gave them up, after this process last read it
-        if assigned:
-            self.app.consumer.pause(*assigned)
-            self.app._stale = True
-        self.app._assigned = True
-
-
 class KafkaApp:
     """Runs the active-learning loop between Kafka topics.
 
@@ -290,8 +278,10 @@ class KafkaApp:
         if metrics is not None:
             metrics.learner = self.view
             metrics.engine_stats = self.stats
-        self.consumer: KafkaConsumer | None = None
-        self.producer: KafkaProducer | None = None
+        self.client: Client = open_client(settings.client, settings.bootstrap,
+                                          f"streamal-{settings.instance}")  # fmt: skip
+        self.consumer: GroupConsumer | None = None
+        self.producer: Producer | None = None
         self._stopping = False
         self._rebalanced = False
         self._assigned = False
@@ -324,7 +314,7 @@ class KafkaApp:
                         break
                 self._close(commit=True)
                 return self.stats
-            except (KafkaError, OSError, _Restart) as e:
+            except (*self.client.errors, _Restart) as e:
                 self.stats.restarts += 1
                 log.warning("%s; restarting the Kafka clients in %.0f s", _why(e), s.retry_seconds)
                 self._close(commit=False)
@@ -337,48 +327,39 @@ class KafkaApp:
     def _start(self) -> None:
         s = self.settings
         self._ensure_topics()
-        common = {"bootstrap_servers": s.bootstrap, "client_id": f"streamal-{s.instance}"}
-        # bounded waits, so that an unreachable broker means a retry, and SIGTERM is heard
-        blocking = {"max_block_ms": 10_000, "request_timeout_ms": 10_000}
-        if s.transactions:
-            self.producer = KafkaProducer(
-                **common, **blocking, transactional_id=s.transactional_id, acks="all",
-                max_request_size=_MAX_STATE_BYTES, linger_ms=5,
-            )  # fmt: skip
-            # fences any earlier incarnation and aborts its open transaction
-            self.producer.init_transactions()
-        else:
-            self.producer = KafkaProducer(
-                **common, **blocking, acks="all", max_request_size=_MAX_STATE_BYTES, linger_ms=5
-            )
+        # with a transactional id: fences any earlier incarnation, aborts its transaction
+        self.producer = self.client.producer(s.transactional_id if s.transactions else None)
         # the key and the settings are checked before joining the group; the state is
         # read again, and the model taught, once the group has assigned partitions
         self._load_snapshots(catch_up=False)
-        self.consumer = KafkaConsumer(
-            **common, group_id=s.group, group_instance_id=s.transactional_id,
-            enable_auto_commit=False, auto_offset_reset="earliest",
-            isolation_level="read_committed", max_poll_records=500,
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            fetch_max_wait_ms=100, session_timeout_ms=10_000,
-            # a topic just created (by _ensure_topics, or by a producer) may not be in
-            # the first metadata the group assigns from; the client would then
-            # see its partitions only at the next refresh, 5 minutes by default
-            metadata_max_age_ms=5_000,
-        )  # fmt: skip
         self._rebalanced = False
         self._assigned = False
         self._stale = False
         self._last_data = time.monotonic()  # idle time counts from a working connection
-        self.consumer.subscribe([s.records_topic, s.labels_topic], listener=_Listener(self))
-        log.info(
-            "consuming %s and %s as group %s (%s)", s.records_topic, s.labels_topic, s.group,
-            "exactly once" if s.transactions else "at least once",
+        self.consumer = self.client.group_consumer(
+            [s.records_topic, s.labels_topic], s.group, s.transactional_id,
+            on_assigned=self._on_assigned, on_revoked=self._on_revoked,
         )  # fmt: skip
+        log.info(
+            "consuming %s and %s as group %s (%s, %s)", s.records_topic, s.labels_topic, s.group,
+            "exactly once" if s.transactions else "at least once", self.client.name,
+        )  # fmt: skip
+
+    def _on_revoked(self, revoked: list[tuple[str, int]]) -> None:
+        if revoked and self._assigned:
+            self._rebalanced = True
+
+    def _on_assigned(self, assigned: list[tuple[str, int]]) -> None:
+        # the client has paused them: nothing is read from them until their state is
+        # read again, as their previous owners committed until they gave them up
+        if assigned:
+            self._stale = True
+        self._assigned = True
 
     def _close(self, commit: bool) -> None:
         if self.consumer is not None:
             try:
-                self.consumer.close(autocommit=False)
+                self.consumer.close()
             except Exception:  # closing a client of a dead broker may fail; nothing to save
                 pass
         if self.producer is not None:
@@ -391,35 +372,32 @@ class KafkaApp:
         self.consumer = self.producer = self.training = None
 
     def _ensure_topics(self) -> None:
-        s = self.settings
-        admin = KafkaAdminClient(bootstrap_servers=s.bootstrap, request_timeout_ms=10_000)
+        s, client = self.settings, self.client
         try:
-            existing = set(admin.list_topics())
+            existing = client.topics()
             # the labels topic has as many partitions as the records topic: a label goes to
             # the partition of its request's record, which the group assigns to the same
             # process (the range assignor gives co-partitioned topics the same owners)
-            records = _partition_count(admin, s.records_topic) if s.records_topic in existing else 1
+            records = client.partition_count(s.records_topic) if s.records_topic in existing else 1
+            big = str(MAX_STATE_BYTES)
             wanted = [
-                NewTopic(s.records_topic, 1, 1),
-                NewTopic(s.labels_topic, records, 1),
-                NewTopic(s.requests_topic, 1, 1),
-                NewTopic(s.dead_letters_topic, 1, 1),
-                NewTopic(s.changelog_topic, 1, 1, topic_configs={
-                    "cleanup.policy": "compact", "max.message.bytes": str(_MAX_STATE_BYTES)}),
+                TopicSpec(s.records_topic),
+                TopicSpec(s.labels_topic, records),
+                TopicSpec(s.requests_topic),
+                TopicSpec(s.dead_letters_topic),
+                TopicSpec(s.changelog_topic, 1, {"cleanup.policy": "compact",
+                                                 "max.message.bytes": big}),
             ]  # fmt: skip
             if self.sharing:
                 # one partition: one order of the examples for every replica; kept
                 # for good, as a replica saved long ago reads on from its offset
-                wanted.append(NewTopic(s.training_topic, 1, 1, topic_configs={
-                    "retention.ms": "-1", "max.message.bytes": str(_MAX_STATE_BYTES)}))  # fmt: skip
+                kept = {"retention.ms": "-1", "max.message.bytes": big}
+                wanted.append(TopicSpec(s.training_topic, 1, kept))
             missing = [t for t in wanted if t.name not in existing]
             if missing:
-                try:
-                    admin.create_topics(missing)
-                except TopicAlreadyExistsError:
-                    pass
-            _await_leaders(admin, [s.records_topic, s.labels_topic])
-            labels = _partition_count(admin, s.labels_topic)
+                client.create_topics(missing)
+            _await_leaders(client, [s.records_topic, s.labels_topic])
+            labels = client.partition_count(s.labels_topic)
             if labels < records:
                 log.warning(
                     "%s has %d partition(s) and %s %d: in a group of several processes, labels "
@@ -427,7 +405,7 @@ class KafkaApp:
                     s.labels_topic, labels, s.records_topic, records, s.labels_topic, records,
                 )  # fmt: skip
         finally:
-            admin.close()
+            client.close()
 
     # -- state ----------------------------------------------------------------
 
@@ -461,33 +439,17 @@ class KafkaApp:
         ``P/delta/SEQ`` (one cycle's pending-request changes after it).
         """
         s = self.settings
-        reader = KafkaConsumer(
-            bootstrap_servers=s.bootstrap, enable_auto_commit=False, group_id=None,
-            isolation_level="read_committed", fetch_max_bytes=_MAX_STATE_BYTES,
-            max_partition_fetch_bytes=_MAX_STATE_BYTES,
-        )  # fmt: skip
+        reader = self.client.reader()
         latest: dict[bytes, bytes] = {}
         try:
-            parts = reader.partitions_for_topic(s.changelog_topic) or set()
-            tps = [TopicPartition(s.changelog_topic, p) for p in parts]
-            if tps:
-                reader.assign(tps)
-                reader.seek_to_beginning(*tps)
-                end = reader.end_offsets(tps)
-                last_progress = time.monotonic()
-                while any(reader.position(tp) < end[tp] for tp in tps):
-                    batch = reader.poll(timeout_ms=500)
-                    for msgs in batch.values():
-                        for m in msgs:
-                            # a re-written key moves to the end: dict order stays write order
-                            latest.pop(m.key, None)
-                            if m.value is not None:
-                                latest[m.key] = m.value
-                    if batch:
-                        last_progress = time.monotonic()
-                    elif time.monotonic() - last_progress > 10:
-                        # only transaction markers may be left before the end
-                        break
+            parts = reader.partitions(s.changelog_topic)
+            if parts:
+                reader.assign(s.changelog_topic, parts)
+                for m in read_to_end(reader, s.changelog_topic, parts):
+                    # a re-written key moves to the end: dict order stays write order
+                    latest.pop(m.key, None)
+                    if m.value is not None:
+                        latest[m.key] = m.value
         finally:
             reader.close()
         self._rebuild(latest)
@@ -498,7 +460,7 @@ class KafkaApp:
         """Teach the replica every example written since it was saved."""
         s = self.settings
         if self.training is None:
-            self.training = TrainingReader(s.bootstrap, s.training_topic, self.key)
+            self.training = TrainingReader(self.client, s.training_topic, self.key)
         self.training.start_at(self._model_offset)
         n = self.training.catch_up(self.shared)
         if n:
@@ -510,11 +472,11 @@ class KafkaApp:
         consumer = self.consumer
         self._load_snapshots()
         topic = self.settings.records_topic
-        mine = {tp.partition for tp in consumer.assignment() if tp.topic == topic}
+        mine = {p for t, p in consumer.assignment() if t == topic}
         for partition in list(self.learners):
             if partition not in mine:  # another process's now: it saves them
                 del self.learners[partition]
-        consumer.resume(*consumer.paused())
+        consumer.resume_all()
         self._stale = False
 
     def _rebuild(self, latest: dict[bytes, bytes]) -> None:
@@ -640,13 +602,13 @@ class KafkaApp:
         consumer, producer = self.consumer, self.producer
         assert consumer is not None and producer is not None
         if s.transactions:
-            producer.begin_transaction()
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+            producer.begin()
+        offsets: Offsets = {}
         n = 0
         deadline = time.monotonic() + s.commit_seconds
         keep_going = True
         while n < s.commit_every and time.monotonic() < deadline:
-            batch = consumer.poll(timeout_ms=100, max_records=500)
+            batch = consumer.poll(0.1, 500)
             if self._rebalanced:
                 raise _Restart("partitions were reassigned")
             if self._stale:
@@ -656,13 +618,13 @@ class KafkaApp:
             if self.training is not None:
                 self.training.teach(self.shared)
             for tp, msgs in batch.items():
-                if tp.topic == s.records_topic:
-                    self._on_records(tp.partition, msgs)
+                if tp[0] == s.records_topic:
+                    self._on_records(tp[1], msgs)
                     n += len(msgs)
                 else:
                     for m in msgs:
                         self._on_label(m)
-                offsets[tp] = OffsetAndMetadata(msgs[-1].offset + 1, "", -1)
+                offsets[tp] = msgs[-1].offset + 1
             if batch:
                 self._last_data = time.monotonic()
             elif self.summary_every and self.stats.records != self._summarized:
@@ -688,39 +650,31 @@ class KafkaApp:
     def _caught_up(self) -> bool:
         """Every assigned partition read to its end (asks the broker, so an outage
         raises here instead of passing for an idle stream)."""
-        consumer = self.consumer
-        assigned = list(consumer.assignment())
-        if not assigned:
-            return False
-        ends = consumer.end_offsets(assigned)
-        if all(consumer.position(tp) >= ends[tp] for tp in assigned):
+        if self.consumer.caught_up():
             return True
         self._last_data = time.monotonic()
         return False
 
-    def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata], last: bool = False) -> None:
+    def _commit(self, offsets: Offsets, last: bool = False) -> None:
         s = self.settings
         producer, consumer = self.producer, self.consumer
         if not self._key_checked:  # the first state this group writes: the key's mark first
-            producer.send(s.changelog_topic, key=_KEY_CHECK, value=self._key_check())
+            producer.send(s.changelog_topic, self._key_check(), _KEY_CHECK)
             self._key_checked = True
         if self.shared is not None:
             examples = self.shared.take_examples()
             if examples:  # one message a cycle: a send costs more than an example
                 value, headers = encode_examples(examples, self.key)
-                producer.send(s.training_topic, value=value, headers=headers)
+                producer.send(s.training_topic, value, None, headers)
             self._save_model(last)
         for partition in sorted(self._dirty):
             for key, value in self._changes(partition):
-                producer.send(s.changelog_topic, key=key, value=value)
+                producer.send(s.changelog_topic, value, key)
         self._dirty.clear()
         if s.transactions:
-            if offsets:
-                self._bounded("sending the offsets", "send_offsets_to_transaction",
-                              offsets, consumer.group_metadata())  # fmt: skip
-            self._bounded("committing the transaction", "begin_commit")
+            producer.commit(offsets, consumer, s.transaction_timeout)
         else:
-            producer.flush()
+            producer.flush(s.transaction_timeout)
             if offsets:
                 consumer.commit(offsets)
         self.stats.cycles += 1
@@ -738,23 +692,8 @@ class KafkaApp:
         saved = {"replica": shared.replica, "learned": shared.learned,
                  "offset": self.training.offset, "settings": self.settings_saved}  # fmt: skip
         value = self._sign(pickle.dumps(saved, protocol=5))
-        self.producer.send(self.settings.changelog_topic, key=_MODEL, value=value)
+        self.producer.send(self.settings.changelog_topic, value, _MODEL)
         self._model_saved = (time.monotonic(), shared.learned)
-
-    def _bounded(self, what: str, step: str, *args: Any) -> None:
-        """A transaction step with a deadline.
-
-        kafka-python's ``commit_transaction`` and ``send_offsets_to_transaction``
-        wait without a timeout, and after a broker outage they can wait forever;
-        the same steps through its transaction manager take one.
-        """
-        producer = self.producer
-        result = getattr(producer._transaction_manager, step)(*args)
-        producer._sender.wakeup()
-        if not result.wait(timeout_ms=int(self.settings.transaction_timeout * 1000)):
-            raise KafkaTimeoutError(
-                f"{what} took longer than {self.settings.transaction_timeout:.0f} s"
-            )
 
     def _learner(self, partition: int) -> ActiveLearner:
         learner = self.learners.get(partition)
@@ -790,7 +729,7 @@ class KafkaApp:
         for i, decision in decisions.queried():
             value = encode_request(decision, records[i], name, version)
             key = sources[i].key
-            send(s.requests_topic, key=key, value=value)
+            send(s.requests_topic, value, key)
             if key is not None and (entry := peek(decision.request_id)) is not None:
                 entry.key = key  # a label sent through the intake is keyed the same
         before = self.stats.records
@@ -819,9 +758,10 @@ class KafkaApp:
             self._dirty.add(partition)
             for pending, first in learner.take_second_opinions():
                 self.producer.send(
-                    self.settings.requests_topic, key=m.key,
-                    value=encode_second_opinion(pending.request_id, pending.record_id,
-                                                pending.features, first),
+                    self.settings.requests_topic,
+                    encode_second_opinion(pending.request_id, pending.record_id,
+                                          pending.features, first),
+                    m.key,
                 )  # fmt: skip
         elif outcome == "applied":
             self._dirty.add(partition)
@@ -847,8 +787,8 @@ class KafkaApp:
         self.stats.dead_letters[kind] += 1
         log.debug("dead letter (%s) at %s-%d@%d: %s", kind, m.topic, m.partition, m.offset, reason)
         self.producer.send(
-            self.settings.dead_letters_topic, key=m.key,
-            value=encode_dead_letter(kind, reason, m.value, m.topic, m.partition, m.offset),
+            self.settings.dead_letters_topic,
+            encode_dead_letter(kind, reason, m.value, m.topic, m.partition, m.offset), m.key,
         )  # fmt: skip
 
     def _summary(self) -> None:
@@ -867,12 +807,7 @@ class KafkaApp:
         )
 
 
-def _partition_count(admin: Any, topic: str) -> int:
-    (described,) = admin.describe_topics([topic])
-    return max(1, len(described["partitions"]))
-
-
-def _await_leaders(admin: Any, topics: list[str], timeout: float = 10.0) -> None:
+def _await_leaders(client: Client, topics: list[str], timeout: float = 10.0) -> None:
     """Wait until every partition of ``topics`` has a leader.
 
     The consumer group assigns the partitions it finds in the metadata when
@@ -882,9 +817,7 @@ def _await_leaders(admin: Any, topics: list[str], timeout: float = 10.0) -> None
     """
     deadline = time.monotonic() + timeout
     while True:
-        waiting = [t["name"] for t in admin.describe_topics(topics)
-                   if t["error_code"] or not t["partitions"]
-                   or any(p["leader_id"] < 0 for p in t["partitions"])]  # fmt: skip
+        waiting = client.leaderless(topics)
         if not waiting:
             return
         if time.monotonic() > deadline:

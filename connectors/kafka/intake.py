@@ -14,10 +14,10 @@ process of the group that does.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future
 from typing import Any
 
-from kafka import KafkaProducer
 from streamal.connectors.kafka.messages import encode_json
 
 from streamal.intake import (
@@ -39,17 +39,14 @@ class KafkaIntake:
         self.app = app
         self.topic = app.settings.labels_topic
         self.timeout = timeout
-        self._producer: KafkaProducer | None = None
+        self._producer: Any = None
 
     @property
-    def producer(self) -> KafkaProducer:
-        """Made on the first label: the daemon may start before the broker does."""
+    def producer(self) -> Any:
+        """Made on the first label (the daemon may start before the broker does),
+        with the daemon's Kafka client."""
         if self._producer is None:
-            ms = int(self.timeout * 1000)
-            self._producer = KafkaProducer(
-                bootstrap_servers=self.app.settings.bootstrap, acks="all",
-                enable_idempotence=True, linger_ms=1, max_block_ms=ms, request_timeout_ms=ms,
-            )  # fmt: skip
+            self._producer = self.app.client.intake_producer(self.timeout)
         return self._producer
 
     @property
@@ -67,24 +64,32 @@ class KafkaIntake:
         done: Future = Future()
         waiting = [len(labels)]
 
-        def acked(_: Any) -> None:
-            waiting[0] -= 1
-            if waiting[0] == 0 and not done.done():
+        lock = threading.Lock()  # acknowledgements may come from the client's threads
+
+        def acked(error: Exception | None) -> None:
+            if error is not None:
+                failed(error)
+                return
+            with lock:
+                waiting[0] -= 1
+                last = waiting[0] == 0
+            if last and not done.done():
                 done.set_result(["accepted"] * len(labels))
 
         def failed(e: Exception) -> None:
-            if not done.done():
+            with lock:
+                if done.done():
+                    return
                 done.set_exception(IntakeUnavailable(f"labels topic {self.topic!r}: {e}"))
 
         try:
             keys = self._keys([label.request_id for label in labels])
-            partitions = self.producer.partitions_for(self.topic) or set()
+            partitions = self.producer.partitions(self.topic)
             for label, (key, partition) in zip(labels, keys, strict=True):
                 value = encode_json(label_to_object(label))
                 if partition not in partitions:
                     partition = None  # not a partition of its own there: by key, then
-                self.producer.send(self.topic, key=key, value=value, partition=partition,
-                                   ).add_callback(acked).add_errback(failed)  # fmt: skip
+                self.producer.send(self.topic, value, key, partition, acked)
         except Exception as e:  # the broker unreachable past max_block_ms, or busy
             failed(e)
         return done
@@ -114,4 +119,4 @@ class KafkaIntake:
 
     def close(self) -> None:
         if self._producer is not None:
-            self._producer.close(timeout=self.timeout)
+            self._producer.close()

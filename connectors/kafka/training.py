@@ -34,7 +34,7 @@ import time
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, TopicPartition
+from streamal.connectors.kafka.clients import Client
 
 from streamal.shared_model import Example, SharedModel
 
@@ -79,43 +79,40 @@ def decode_examples(value: bytes, headers: Any, key: bytes) -> list[Example] | s
 class TrainingReader:
     """Reads the training topic from a replica's offset and teaches it each example."""
 
-    def __init__(self, bootstrap: str, topic: str, key: bytes):
-        self.topic = TopicPartition(topic, 0)
+    def __init__(self, client: Client, topic: str, key: bytes):
+        self.topic = topic
         self.key = key
         self.offset = 0
         self.bad = 0  # messages not learned: unsigned, signed with another key, malformed
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-            isolation_level="read_committed", max_partition_fetch_bytes=8 * 1024 * 1024,
-        )  # fmt: skip
-        self._consumer.assign([self.topic])
+        self._reader = client.reader()
+        self._reader.assign(topic, [0])
 
     def start_at(self, offset: int) -> None:
         """Read on from ``offset`` (the replica has learned everything before it)."""
-        consumer = self._consumer
-        first = consumer.beginning_offsets([self.topic])[self.topic]
+        reader = self._reader
+        first = reader.first_offset(self.topic, 0)
         if offset < first:
             raise RuntimeError(
-                f"{self.topic.topic}: the model was saved at offset {offset}, but the topic "
+                f"{self.topic}: the model was saved at offset {offset}, but the topic "
                 f"starts at {first} now: the examples between are gone (retention); give the "
                 "topic retention.ms=-1, or start the group afresh"
             )
-        consumer.seek(self.topic, offset)
+        reader.seek(self.topic, 0, offset)
         self.offset = offset
 
     def catch_up(self, model: SharedModel, timeout: float = 30.0) -> int:
         """Teach every committed example up to the end; how many."""
-        consumer, tp = self._consumer, self.topic
-        end = consumer.end_offsets([tp])[tp]  # read_committed: the last stable offset
+        reader, topic = self._reader, self.topic
+        end = reader.end_offset(topic, 0)  # read_committed: the last stable offset
         n, deadline = 0, time.monotonic() + timeout
-        while consumer.position(tp) < end and time.monotonic() < deadline:
-            n += self._learn(consumer.poll(timeout_ms=200), model)
-        self.offset = consumer.position(tp)
+        while reader.position(topic, 0) < end and time.monotonic() < deadline:
+            n += self._learn(reader.poll(0.2), model)
+        self.offset = reader.position(topic, 0)
         return n
 
     def teach(self, model: SharedModel) -> int:
         """Teach what has come since the last call, without waiting; how many."""
-        return self._learn(self._consumer.poll(timeout_ms=0), model)
+        return self._learn(self._reader.poll(0), model)
 
     def _learn(self, batch: dict, model: SharedModel) -> int:
         n = 0
@@ -134,6 +131,6 @@ class TrainingReader:
 
     def close(self) -> None:
         try:
-            self._consumer.close()
+            self._reader.close()
         except Exception:  # a client of a dead broker may fail to close; nothing to save
             pass

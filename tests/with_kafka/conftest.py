@@ -2,6 +2,9 @@
 
 Set STREAMAL_KAFKA_BOOTSTRAP=HOST:PORT to use an existing broker instead
 (the outage test then needs the fixture's own broker and is skipped).
+
+Every test of the daemon runs once with each Kafka client it can run on
+(``kafka_client``); STREAMAL_KAFKA_CLIENTS=confluent runs one of them only.
 """
 
 import json
@@ -17,6 +20,7 @@ from collections import defaultdict
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from streamal.connectors.kafka.broker import Broker
+from streamal.connectors.kafka.clients import CLIENTS
 
 
 @pytest.fixture(scope="session")
@@ -39,12 +43,19 @@ def bootstrap(broker):
     return broker[0]
 
 
+@pytest.fixture(params=os.environ.get("STREAMAL_KAFKA_CLIENTS", ",".join(CLIENTS)).split(","))
+def kafka_client(request):
+    """The Kafka client the daemon under test runs on (``--kafka-client``)."""
+    return request.param
+
+
 class Topics:
     """Fresh topic names and group for one test."""
 
-    def __init__(self, bootstrap: str):
+    def __init__(self, bootstrap: str, client: str = "kafka-python"):
         tag = uuid.uuid4().hex[:8]
         self.bootstrap = bootstrap
+        self.client = client
         self.records = f"records-{tag}"
         self.requests = f"requests-{tag}"
         self.labels = f"labels-{tag}"
@@ -59,7 +70,7 @@ class Topics:
             "--records-topic", self.records, "--requests-topic", self.requests,
             "--labels-topic", self.labels, "--dead-letters-topic", self.dead,
             "--changelog-topic", self.changelog, "--training-topic", self.training,
-            "--group", self.group,
+            "--group", self.group, "--kafka-client", self.client,
             "--metrics-port", "0",
         ]  # fmt: skip
 
@@ -83,8 +94,8 @@ class Topics:
 
 
 @pytest.fixture
-def topics(bootstrap):
-    return Topics(bootstrap)
+def topics(bootstrap, kafka_client):
+    return Topics(bootstrap, kafka_client)
 
 
 def daemon(topics: Topics, *extra, cwd, wait=True, timeout=300):

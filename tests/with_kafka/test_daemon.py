@@ -14,7 +14,8 @@ from tests.with_kafka.conftest import daemon, sea_records
 
 
 def _state(topics, cwd):
-    settings = KafkaSettings(bootstrap=topics.bootstrap, changelog_topic=topics.changelog)
+    settings = KafkaSettings(bootstrap=topics.bootstrap, changelog_topic=topics.changelog,
+                             training_topic=topics.training, client=topics.client)  # fmt: skip
     app = KafkaApp(settings, lambda p: ActiveLearner(), resolve_key(cwd / "streamal-out/state"))
     app._load_snapshots()
     return app

@@ -28,7 +28,7 @@ def _state(topics, key):
     """The group's learners and the shared model, as a process starting now restores them."""
     settings = KafkaSettings(
         bootstrap=topics.bootstrap, changelog_topic=topics.changelog,
-        training_topic=topics.training,
+        training_topic=topics.training, client=topics.client,
     )  # fmt: skip
     app = KafkaApp(settings, lambda p: ActiveLearner(), key)
     try:

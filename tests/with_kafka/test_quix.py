@@ -12,7 +12,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
-from tests.with_kafka.conftest import Annotator, sea_records
+from tests.with_kafka.conftest import Annotator, Topics, sea_records
 
 pytest.importorskip("quixstreams")
 
@@ -34,7 +34,8 @@ def _processed(topics, group: str, topic: str) -> bool:
         consumer.close()
 
 
-def test_quix_app_requests_and_learns_exactly_once_across_a_restart(topics, tmp_path):
+def test_quix_app_requests_and_learns_exactly_once_across_a_restart(bootstrap, tmp_path):
+    topics = Topics(bootstrap)  # Quix's own client: one run
     admin = KafkaAdminClient(bootstrap_servers=topics.bootstrap)
     admin.create_topics([NewTopic(topics.records, PARTITIONS, 1),
                          NewTopic(topics.labels, PARTITIONS, 1)])  # fmt: skip
