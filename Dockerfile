@@ -8,15 +8,15 @@ WORKDIR /app
 
 # the dependencies first, in a layer of their own: a code change does not reinstall them
 COPY pyproject.toml README.md ./
-RUN mkdir -p streamal/strategies connectors/kafka connectors/labelstudio connectors/quix \
+RUN mkdir -p streamal/strategies connectors/kafka/clients connectors/labelstudio connectors/quix \
     && echo '__version__ = "0"' > streamal/__init__.py \
-    && pip install --no-cache-dir ".[kafka,http]" \
+    && pip install --no-cache-dir ".[kafka,confluent,http]" \
     && pip uninstall --yes streamal \
     && rm -rf streamal connectors
 
 COPY streamal ./streamal
 COPY connectors ./connectors
-RUN pip install --no-cache-dir --no-deps ".[kafka,http]"
+RUN pip install --no-cache-dir --no-deps ".[kafka,confluent,http]"
 
 USER streamal
 WORKDIR /home/streamal

@@ -13,12 +13,15 @@ another ``--every`` records:
   annotator answering every request through the labels topic, so that
   labels, the training topic and the shared model work as in production;
   ``--no-annotator`` leaves every request unanswered, so that the pending
-  table fills to its bound (``--max-pending``) and expires requests.
+  table fills to its bound (``--max-pending``) and expires requests. The
+  daemon runs on each Kafka client of ``--client`` in turn (default both),
+  on the same records.
 
 It prints the memory at each mark and the ratio of the last mark to the
 first (the target is at most 1.05 from 1 M to 5 M). No figure is asserted.
 
 Run: python benchmarks/bench_memory.py [--mode file|kafka|both] [--records 5000000]
+     [--client kafka-python|confluent|both]
 """
 
 from __future__ import annotations
@@ -106,6 +109,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=5_000_000)
     parser.add_argument("--every", type=int, default=1_000_000, help="records between marks")
     parser.add_argument("--bootstrap", help="an existing broker (default: start one)")
+    parser.add_argument("--client", choices=["kafka-python", "confluent", "both"],
+                        default="both", help="kafka mode: the daemon's Kafka client")  # fmt: skip
     parser.add_argument(
         "--annotator", action=argparse.BooleanOptionalAction, default=True,
         help="kafka mode: answer every request (default); without, the pending table fills",
@@ -123,33 +128,37 @@ def main() -> None:
                 broker = Broker().start()
                 bootstrap = broker.bootstrap
             try:
-                tag = uuid.uuid4().hex[:8]
+                records = f"records-{uuid.uuid4().hex[:8]}"
                 print(f"kafka mode, {args.records:,} records (filling the topic first):",
                       flush=True)  # fmt: skip
-                fill(bootstrap, f"records-{tag}", args.records)
-                topics = [
-                    "--source", "kafka", "--bootstrap", bootstrap,
-                    "--records-topic", f"records-{tag}", "--group", f"group-{tag}",
-                    "--requests-topic", f"requests-{tag}", "--labels-topic", f"labels-{tag}",
-                    "--dead-letters-topic", f"dead-{tag}", "--changelog-topic", f"state-{tag}",
-                    "--training-topic", f"training-{tag}",
-                ]  # fmt: skip
-                os.makedirs(Path(tmp) / "kafka", exist_ok=True)
-                annotator = None
-                if args.annotator:
-                    sys.path.insert(0, str(Path(__file__).parent))
-                    from bench_group import Annotator
+                fill(bootstrap, records, args.records)
+                clients = ["kafka-python", "confluent"] if args.client == "both" else [args.client]
+                for client in clients:
+                    tag = uuid.uuid4().hex[:8]
+                    topics = [
+                        "--source", "kafka", "--bootstrap", bootstrap, "--kafka-client", client,
+                        "--records-topic", records, "--group", f"group-{tag}",
+                        "--requests-topic", f"requests-{tag}", "--labels-topic", f"labels-{tag}",
+                        "--dead-letters-topic", f"dead-{tag}", "--changelog-topic",
+                        f"state-{tag}", "--training-topic", f"training-{tag}",
+                    ]  # fmt: skip
+                    cwd = Path(tmp) / f"kafka-{client}"
+                    os.makedirs(cwd, exist_ok=True)
+                    annotator = None
+                    if args.annotator:
+                        sys.path.insert(0, str(Path(__file__).parent))
+                        from bench_group import Annotator
 
-                    annotator = Annotator(bootstrap, tag)
-                    annotator.start()
-                try:
-                    marks = watch(topics, args.every, args.records, str(Path(tmp) / "kafka"))
-                finally:
-                    if annotator is not None:
-                        annotator.stop.set()
-                        annotator.join(timeout=30)
-                label = "kafka" if args.annotator else "kafka, no annotator"
-                report(label, marks)
+                        annotator = Annotator(bootstrap, tag)
+                        annotator.start()
+                    try:
+                        marks = watch(topics, args.every, args.records, str(cwd))
+                    finally:
+                        if annotator is not None:
+                            annotator.stop.set()
+                            annotator.join(timeout=30)
+                    label = f"kafka ({client})" + ("" if args.annotator else ", no annotator")
+                    report(label, marks)
             finally:
                 if broker is not None:
                     broker.close()

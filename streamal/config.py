@@ -595,8 +595,8 @@ OPTIONS: tuple[Option, ...] = (
         "kafka.commit_every",
         "--commit-every",
         int,
-        2000,
-        "records per transaction at most",
+        10_000,
+        "records per transaction at most (commit-seconds bounds how long requests wait)",
         _positive,
     ),
     Option(

@@ -273,6 +273,9 @@ def json_line(line: str | bytes, where: str | None = None) -> Any:
         return BadInput("JSON nested too deeply", text[:200], where)
 
 
+_ENVELOPE_AND_FEATURES = ENVELOPE | {"features"}
+
+
 def record_from_object(
     obj: dict[str, Any], default_id: str, where: str | None = None
 ) -> Record | BadInput:
@@ -296,8 +299,8 @@ def record_from_object(
         features = obj["features"]
         if not isinstance(features, dict):
             return BadInput("features must be an object of name -> value", obj, where)
-        extra = sorted(k for k in obj if k not in ENVELOPE and k != "features")
-        if extra:
+        if len(obj) > 1 and not obj.keys() <= _ENVELOPE_AND_FEATURES:
+            extra = sorted(k for k in obj if k not in _ENVELOPE_AND_FEATURES)
             return BadInput(
                 f"unknown field {extra[0]!r} beside 'features' (the envelope is "
                 "id, ts, key, label)", obj, where,

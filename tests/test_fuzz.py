@@ -189,7 +189,7 @@ class _Producer:
     def __init__(self):
         self.sent = []
 
-    def send(self, topic, key=None, value=None):
+    def send(self, topic, value, key=None, headers=None):
         self.sent.append((topic, value))
 
 

@@ -43,7 +43,7 @@ from streamal.connectors.kafka.clients import (
 )
 from streamal.connectors.kafka.messages import (
     decode_label,
-    decode_record,
+    decode_records,
     encode_dead_letter,
     encode_request,
     encode_second_opinion,
@@ -54,7 +54,7 @@ from streamal.checkpoint import CheckpointError
 from streamal.config import learner_settings, settings_to_resume_with
 from streamal.latency import LabelLatency
 from streamal.learner import ActiveLearner
-from streamal.records import BadInput, Record
+from streamal.records import BadInput
 from streamal.schema import why_not_decided
 from streamal.shared_model import SharedModel
 
@@ -97,7 +97,9 @@ class KafkaSettings:
     model_every: float = 10.0
     instance: str = "0"
     transactions: bool = True
-    commit_every: int = 2000
+    #: records a transaction at most; a commit waits for the broker, so fewer and
+    #: larger transactions on a busy topic (commit_seconds bounds the latency)
+    commit_every: int = 10_000
     commit_seconds: float = 1.0
     exit_when_idle: float = 0.0
     retry_seconds: float = 2.0
@@ -711,15 +713,9 @@ class KafkaApp:
         s = self.settings
         learner = self._learner(partition)
         self._dirty.add(partition)
-        records, sources = [], []
-        topic = s.records_topic
-        for m in msgs:
-            item = decode_record(m.value, partition, m.offset, topic)
-            if isinstance(item, Record):
-                records.append(item)
-                sources.append(m)
-            else:
-                self._dead_letter("record", item.reason, m)
+        records, sources, bad = decode_records(msgs, partition, s.records_topic)
+        for m, reason in bad:
+            self._dead_letter("record", reason, m)
         # the learner checks the features (InvalidRecord) before its model sees them
         decisions = learner.decide_many(records)
         for i, e in decisions.failed:  # a record the model cannot take must not stop us

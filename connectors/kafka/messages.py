@@ -42,6 +42,7 @@ from streamal.records import (
 __all__ = [
     "FORMAT",
     "decode_record",
+    "decode_records",
     "decode_label",
     "encode_request",
     "encode_dead_letter",
@@ -79,11 +80,58 @@ def decode_record(
     obj = _json_object(value, "record", where)
     if isinstance(obj, BadInput):
         return obj
+    return _record(obj, value, partition, offset, where)
+
+
+def _record(obj: dict, value: bytes, partition: int, offset: int, where: str) -> Record | BadInput:
     record = record_from_object(obj, f"{partition}-{offset}", where)
     if isinstance(record, BadInput):
         return BadInput(record.reason, value, where)
     record.partition, record.offset, record.label = partition, offset, None
     return record
+
+
+def decode_records(
+    msgs: list[Any], partition: int, topic: str = ""
+) -> tuple[list[Record], list[Any], list[tuple[Any, str]]]:
+    """One partition's share of a poll in one pass: its records, the message
+    each came from, and the messages that are not records, with why.
+
+    The common shape, ``{"features": {...}}`` alone, becomes a record
+    without the general checks; any other object gets them.
+
+    >>> from streamal.connectors.kafka.clients import Message
+    >>> msgs = [Message("t", 0, 5, None, v, None) for v in (b'{"features": {"x": 1}}', b"[")]
+    >>> records, sources, bad = decode_records(msgs, 0, "t")
+    >>> records[0].id, records[0].features, sources[0].offset, bad[0][1][:13]
+    ('0-5', {'x': 1}, 5, 'malformed JSO')
+    """
+    records: list[Record] = []
+    sources: list[Any] = []
+    bad: list[tuple[Any, str]] = []
+    loads, dict_ = orjson.loads, dict
+    for m in msgs:
+        try:
+            obj = loads(m.value)
+        except (orjson.JSONDecodeError, TypeError):
+            obj = None
+        if type(obj) is dict_:
+            features = obj.get("features")
+            if len(obj) == 1 and type(features) is dict_:
+                offset = m.offset
+                records.append(Record(f"{partition}-{offset}", features, None, None, None,
+                                      partition, offset))  # fmt: skip
+                sources.append(m)
+                continue
+            item = _record(obj, m.value, partition, m.offset, f"{topic}/{partition}/{m.offset}")
+        else:  # not JSON, or not an object: the reason comes from the general path
+            item = decode_record(m.value, partition, m.offset, topic)
+        if isinstance(item, Record):
+            records.append(item)
+            sources.append(m)
+        else:
+            bad.append((m, item.reason))
+    return records, sources, bad
 
 
 def decode_label(value: bytes | None, where: str) -> Label | BadInput:
