@@ -18,7 +18,9 @@ reason, never raised.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 __all__ = ["PendingRequest", "PendingRequests"]
@@ -244,3 +246,25 @@ class PendingRequests:
 
     def closed_entries(self) -> list[tuple[str, str]]:
         return list(self._closed.items())
+
+    def pieces(self, size: int) -> Iterator[tuple[list[PendingRequest], list[tuple[str, str]]]]:
+        """The table as ``(open entries, closed ids)`` pieces of at most ``size``
+        entries together, oldest first, at least one; ``refill`` takes their
+        concatenation. No copy of the whole table is made at once.
+
+        >>> table = PendingRequests(memory=10)
+        >>> for i in range(5):
+        ...     table.add(f"q{i}", {}, 0.0, f"r{i}", "UP", 0.1)
+        >>> _ = table.pop("q0", 1.0), table.pop("q1", 1.0)
+        >>> [(len(o), len(c)) for o, c in table.pieces(2)]
+        [(2, 0), (1, 1), (0, 1)]
+        """
+        opened, closed = iter(self._open.values()), iter(self._closed.items())
+        left = len(self._open) + len(self._closed)
+        while True:
+            o = list(islice(opened, size))
+            c = list(islice(closed, size - len(o)))
+            yield o, c
+            left -= len(o) + len(c)
+            if left <= 0:
+                return

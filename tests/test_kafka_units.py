@@ -5,6 +5,7 @@ import pickle
 
 import pytest
 from prometheus_client import CollectorRegistry
+from streamal.connectors.kafka import app as kafka_app
 from streamal.connectors.kafka.app import (
     KafkaApp,
     KafkaSettings,
@@ -125,6 +126,44 @@ def test_changelog_increments_rebuild_the_pending_table_in_order():
     assert again.learn("q-0", True, now=3000.0) == "applied"
     # and it keeps writing increments from where it was
     assert restored._changes(0)[0][0] == b"0/core"
+
+
+def test_a_pending_table_larger_than_a_piece_goes_in_pieces_and_comes_back(monkeypatch):
+    monkeypatch.setattr(kafka_app, "_TABLE_PIECE", 400)
+    app = _app()
+    learner = app._learner(0)
+    learner.strategy = strategies.VariableUncertainty(budget=1.0)
+    learner.cap = None
+    topic: dict[bytes, bytes] = {}
+
+    def write(entries):
+        for key, value in entries:
+            topic.pop(key, None)
+            if value is not None:
+                topic[key] = value
+
+    for i in range(3000):
+        d = learner.decide(Record(str(i), {"x": float(i)}), now=float(i))
+        if i % 5:
+            learner.learn(d.request_id, True, now=float(i))
+        if i % 10 == 9:
+            write(app._changes(0))
+    pieces = sorted(k for k in topic if k.startswith(b"0/pending/"))
+    assert len(pieces) > 1  # no message holds more than 400 entries
+    restored = _app()
+    restored._rebuild(dict(topic))
+    again = restored.learners[0].pending
+    assert list(again._open) == list(learner.pending._open)
+    assert again._closed == learner.pending._closed
+    # a smaller table later: the pieces it no longer needs are tombstoned
+    monkeypatch.setattr(kafka_app, "_TABLE_PIECE", 100_000)
+    write(app._table(0, app._seq[0]))
+    assert sorted(k for k in topic if k.startswith(b"0/pending")) == [b"0/pending/0"]
+    # pieces of two different tables do not make one
+    broken = dict(topic)
+    broken[b"0/pending/1"] = app._sign(pickle.dumps({"seq": -5, "open": [], "closed": []}))
+    with pytest.raises(StateError, match="do not make one table"):
+        _app()._rebuild(broken)
 
 
 def test_second_opinion_request_encoding():

@@ -63,6 +63,9 @@ __all__ = ["KafkaSettings", "KafkaApp", "LearnerGroup", "StateError"]
 log = logging.getLogger("streamal.kafka")
 
 _STATE_MAGIC = b"STREAMAL-STATE-1"
+#: entries of the pending table a changelog message holds at most: one pickle of a
+#: whole table of 100,000 requests set the process's memory high-water mark for good
+_TABLE_PIECE = 10_000
 #: changelog key of the mark that tells whether a process holds the group's key
 _KEY_CHECK = b"key-check"
 #: changelog key of the shared model's replica, saved with the training offset it has read to
@@ -292,6 +295,7 @@ class KafkaApp:
         self._seq: dict[int, int] = {}  # changelog sequence per partition
         self._deltas: dict[int, list[int]] = {}  # live delta entries per partition
         self._delta_sizes: dict[int, int] = {}
+        self._table_pieces: dict[int, int] = {}  # pieces of the table on the changelog
         self._last_data = time.monotonic()
 
     # -- lifecycle ------------------------------------------------------------
@@ -487,8 +491,10 @@ class KafkaApp:
         self.learners.clear()
         self._dirty.clear()
         self._deltas.clear()
+        self._table_pieces.clear()
         cores: dict[int, Any] = {}
         tables: dict[int, Any] = {}
+        pieces: dict[int, dict[int, Any]] = {}
         deltas: dict[int, list[tuple[int, Any]]] = {}
         check = latest.pop(_KEY_CHECK, None)
         model = latest.pop(_MODEL, None)
@@ -508,12 +514,17 @@ class KafkaApp:
             p = int(partition)
             if kind == "core":
                 cores[p] = obj
-            elif kind == "pending":
+            elif kind == "pending":  # the whole table in one piece, as earlier versions wrote it
                 tables[p] = obj
+                self._table_pieces[p] = -1
+            elif kind.startswith("pending/") and kind[8:].isdigit():
+                pieces.setdefault(p, {})[int(kind[8:])] = obj
             elif kind.startswith("delta/") and kind[6:].isdigit():
                 deltas.setdefault(p, []).append((int(kind[6:]), obj))
             else:
                 raise StateError(f"{where}: not a key this daemon writes")
+        for p, parts in pieces.items():
+            tables[p] = self._whole_table(p, parts)
         for p, core in cores.items():
             saved = core.get("settings", {})
             self.settings_saved = settings_to_resume_with(
@@ -586,8 +597,7 @@ class KafkaApp:
         live = self._deltas.setdefault(partition, [])
         self._delta_sizes[partition] = self._delta_sizes.get(partition, 0) + len(changes)
         if self._delta_sizes[partition] > max(1000, pending.size()):
-            table = {"seq": seq, "open": pending.open_entries(), "closed": pending.closed_entries()}
-            out.append((f"{partition}/pending".encode(), sign(dump(table, protocol=5))))
+            out += self._table(partition, seq)
             out += [(f"{partition}/delta/{old:012d}".encode(), None) for old in live]
             live.clear()
             self._delta_sizes[partition] = 0
@@ -595,6 +605,36 @@ class KafkaApp:
             out.append((f"{partition}/delta/{seq:012d}".encode(), sign(dump(changes, protocol=5))))
             live.append(seq)
         return out
+
+    def _table(self, partition: int, seq: int) -> list[tuple[bytes, bytes | None]]:
+        """The whole pending table of a partition, in pieces of ``_TABLE_PIECE``
+        entries (``P/pending/I``), with tombstones for pieces of an earlier, larger
+        table."""
+        pending = self.learners[partition].pending
+        out: list[tuple[bytes, bytes | None]] = []
+        for i, (opened, closed) in enumerate(pending.pieces(_TABLE_PIECE)):
+            piece = {"seq": seq, "open": opened, "closed": closed}
+            out.append((f"{partition}/pending/{i}".encode(),
+                        self._sign(pickle.dumps(piece, protocol=5))))  # fmt: skip
+        written, before = len(out), self._table_pieces.get(partition, 0)
+        if before == -1:  # the whole table in one piece
+            out.append((f"{partition}/pending".encode(), None))
+        out += [(f"{partition}/pending/{i}".encode(), None) for i in range(written, before)]
+        self._table_pieces[partition] = written
+        return out
+
+    def _whole_table(self, partition: int, pieces: dict[int, Any]) -> dict[str, Any]:
+        """A partition's pending table from its pieces, which one transaction wrote."""
+        seqs = {piece["seq"] for piece in pieces.values()}
+        if len(seqs) != 1 or sorted(pieces) != list(range(len(pieces))):
+            raise StateError(
+                f"{self.settings.changelog_topic} (partition {partition}): the pending table's "
+                f"pieces {sorted(pieces)} do not make one table"
+            )
+        self._table_pieces[partition] = len(pieces)
+        ordered = [pieces[i] for i in range(len(pieces))]
+        return {"seq": seqs.pop(), "open": [e for piece in ordered for e in piece["open"]],
+                "closed": [e for piece in ordered for e in piece["closed"]]}  # fmt: skip
 
     # -- one cycle --------------------------------------------------------------
 
