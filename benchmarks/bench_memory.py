@@ -46,11 +46,18 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+def beyond(records: int, every: int) -> int:
+    """Records a run goes on past the last mark, so that every mark is read while
+    the daemon is at work (the last one, too, before it shuts down)."""
+    return records + max(1, every // 10)
+
+
 def watch(args: list[str], every: int, records: int, cwd: str) -> list[tuple[int, float]]:
-    """(records, MiB) at each summary line that passes another ``every`` records."""
+    """(records, MiB) at each summary line that passes another ``every`` records,
+    up to ``records``."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamal", "run", *args, "--summary-every", str(every),
-         "--max-records", str(records), "--metrics-port", "0"],
+         "--max-records", str(beyond(records, every)), "--metrics-port", "0"],
         cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     marks: list[tuple[int, float]] = []
@@ -131,7 +138,7 @@ def main() -> None:
                 records = f"records-{uuid.uuid4().hex[:8]}"
                 print(f"kafka mode, {args.records:,} records (filling the topic first):",
                       flush=True)  # fmt: skip
-                fill(bootstrap, records, args.records)
+                fill(bootstrap, records, beyond(args.records, args.every))
                 clients = ["kafka-python", "confluent"] if args.client == "both" else [args.client]
                 for client in clients:
                     tag = uuid.uuid4().hex[:8]

@@ -251,6 +251,10 @@ def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
+    from streamal.allocator import fix_mmap_threshold
+
+    fix_mmap_threshold()  # a long run keeps no high-water mark of its large buffers
+
     from streamal.checkpoint import resolve_key
     from streamal.drift import make_drift_monitor
     from streamal.endpoint import serve

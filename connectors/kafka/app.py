@@ -16,6 +16,9 @@ recovery path and the start-up path are one path.
 
 Without transactions (``transactions = false``) the same order holds with
 a flush instead of a commit marker: at-least-once delivery.
+
+The Kafka client is ``settings.client`` (kafka-python or confluent-kafka),
+behind the small interface of ``streamal.connectors.kafka.clients``.
 """
 
 from __future__ import annotations
@@ -441,7 +444,7 @@ class KafkaApp:
         with ``catch_up``, teach the shared model what was written since its save).
 
         Keys are ``P/core`` (the learner without its pending table),
-        ``P/pending`` (the whole pending table, now and then) and
+        ``P/pending/I`` (the whole pending table now and then, in pieces) and
         ``P/delta/SEQ`` (one cycle's pending-request changes after it).
         """
         s = self.settings

@@ -207,6 +207,9 @@ class _GroupConsumer:
             "fetch.wait.max.ms": 100, "socket.timeout.ms": int(_TIMEOUT * 1000),
             # a topic just created may not be in the first metadata the group assigns from
             "topic.metadata.refresh.interval.ms": 5_000,
+            # what librdkafka fetches ahead, 64 MiB by default: a fifth of that is seconds of
+            # work, and the memory stays the same whether the stream is behind or not
+            "queued.max.messages.kbytes": 12 * 1024,
         }))  # fmt: skip
         self.consumer.subscribe(topics, on_assign=self._assigned, on_revoke=self._revoked,
                                 on_lost=self._revoked)  # fmt: skip
