@@ -45,6 +45,19 @@ class PendingRequest:
     key: Any = None
 
 
+def _compacted(table: dict, removed: int) -> tuple[dict, int]:
+    """``table`` copied once half of it has been removed since the last copy.
+
+    A dict that loses its oldest keys as it gains new ones keeps their slots
+    until it runs out, then is rebuilt at twice the size a fresh copy takes
+    (for 100,000 ids, 7.3 MiB against 3.7): resident memory swings by MiB
+    between rebuilds. A copy made before it runs out keeps the smaller size.
+    """
+    if removed >= 2048 and removed * 2 >= len(table):
+        return dict(table), 0
+    return table, removed
+
+
 class PendingRequests:
     """Bounded table of open requests with a time-to-live.
 
@@ -82,6 +95,11 @@ class PendingRequests:
         self.expired = 0
         # changes since the last drain(), for stores that save increments
         self._journal: dict[tuple[str, str], Any] | None = None
+
+    # keys removed from each dict since it was last copied (``_compacted``);
+    # tables saved before these existed take the class's zeros
+    _open_removed = 0
+    _closed_removed = 0
 
     def __len__(self) -> int:
         return len(self._open)
@@ -121,6 +139,7 @@ class PendingRequests:
                 order.popleft()
             oldest = order.popleft()
             del pending[oldest]
+            self._removed_open(1)
             self._close(oldest, "expired")
 
     def _close(self, request_id: str, why: str) -> None:
@@ -139,6 +158,10 @@ class PendingRequests:
             del closed[forgotten]
             if journal is not None:
                 journal["closed", forgotten] = None
+            self._closed, self._closed_removed = _compacted(closed, self._closed_removed + 1)
+
+    def _removed_open(self, n: int) -> None:
+        self._open, self._open_removed = _compacted(self._open, self._open_removed + n)
 
     def expire(self, now: float) -> int:
         """Drop requests older than the TTL; returns how many were dropped."""
@@ -157,6 +180,8 @@ class PendingRequests:
                 self._close(request_id, "expired")
                 dropped += 1
             order.popleft()
+        if dropped:
+            self._removed_open(dropped)
         return dropped
 
     def knows(self, request_id: str) -> bool:
@@ -174,6 +199,7 @@ class PendingRequests:
         if req is None:
             why = self._closed.get(request_id)
             return "unknown" if why is None else ("duplicate" if why == "answered" else why)
+        self._removed_open(1)
         # only this request's age is checked: a sweep of the whole table on
         # every label would cost more than the rest of learning it
         ttl = self.ttl

@@ -30,11 +30,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import time
+from collections.abc import Iterable
+from itertools import chain
 from typing import Any
 
 import orjson
-from streamal.connectors.kafka.clients import Client
+from streamal.connectors.kafka.clients import Client, Message, read_to_end
 
 from streamal.shared_model import Example, SharedModel
 
@@ -102,31 +103,26 @@ class TrainingReader:
 
     def catch_up(self, model: SharedModel, timeout: float = 30.0) -> int:
         """Teach every committed example up to the end; how many."""
-        reader, topic = self._reader, self.topic
-        end = reader.end_offset(topic, 0)  # read_committed: the last stable offset
-        n, deadline = 0, time.monotonic() + timeout
-        while reader.position(topic, 0) < end and time.monotonic() < deadline:
-            n += self._learn(reader.poll(0.2), model)
-        self.offset = reader.position(topic, 0)
+        n = self._learn(read_to_end(self._reader, self.topic, [0], timeout=timeout), model)
+        self.offset = self._reader.position(self.topic, 0)
         return n
 
     def teach(self, model: SharedModel) -> int:
         """Teach what has come since the last call, without waiting; how many."""
-        return self._learn(self._reader.poll(0), model)
+        return self._learn(chain.from_iterable(self._reader.poll(0).values()), model)
 
-    def _learn(self, batch: dict, model: SharedModel) -> int:
+    def _learn(self, messages: Iterable[Message], model: SharedModel) -> int:
         n = 0
-        for msgs in batch.values():
-            for m in msgs:
-                examples = decode_examples(m.value, m.headers, self.key)
-                if isinstance(examples, str):
-                    self.bad += 1
-                    log.warning("%s@%d not learned: %s", m.topic, m.offset, examples)
-                    continue
-                for example in examples:
-                    model.teach(example)
-                n += len(examples)
-            self.offset = msgs[-1].offset + 1
+        for m in messages:
+            self.offset = m.offset + 1
+            examples = decode_examples(m.value, m.headers, self.key)
+            if isinstance(examples, str):
+                self.bad += 1
+                log.warning("%s@%d not learned: %s", m.topic, m.offset, examples)
+                continue
+            for example in examples:
+                model.teach(example)
+            n += len(examples)
         return n
 
     def close(self) -> None:

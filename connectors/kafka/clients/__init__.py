@@ -170,20 +170,25 @@ def open_client(name: str, bootstrap: str, client_id: str) -> Client:
     raise ValueError(f"unknown Kafka client {name!r} ({' or '.join(CLIENTS)})")
 
 
-def read_to_end(reader: Reader, topic: str, partitions: list[int],
-                quiet: float = 10.0) -> Iterator[Any]:  # fmt: skip
+def read_to_end(reader: Reader, topic: str, partitions: list[int], quiet: float = 10.0,
+                timeout: float | None = None) -> Iterator[Any]:  # fmt: skip
     """Every committed message of ``partitions`` from where the reader stands to
     the end as it was when called; stops early after ``quiet`` seconds with
-    nothing read (only transaction markers can be left then)."""
+    nothing read (only transaction markers can be left then), or after
+    ``timeout`` seconds in all."""
     import time
 
     end = {p: reader.end_offset(topic, p) for p in partitions}
     last_progress = time.monotonic()
+    deadline = None if timeout is None else last_progress + timeout
     while any(reader.position(topic, p) < end[p] for p in partitions):
         batch = reader.poll(0.5)
         for msgs in batch.values():
             yield from msgs
+        now = time.monotonic()
+        if deadline is not None and now > deadline:
+            return
         if batch:
-            last_progress = time.monotonic()
-        elif time.monotonic() - last_progress > quiet:
+            last_progress = now
+        elif now - last_progress > quiet:
             return
