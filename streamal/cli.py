@@ -615,8 +615,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 result["dataset"] = Path(path).name
                 result["skipped_rows"] = skipped
                 results.append(result)
-                print(format_table(result, title=f"== {Path(path).name}"))
-                print()
+                # each table as it is done, also into a pipe: the work may be stopped
+                print(format_table(result, title=f"== {Path(path).name}") + "\n", flush=True)
     except KeyboardInterrupt:
         # what is done is kept: the tables printed, and the JSON of those results
         if args.json and results:
