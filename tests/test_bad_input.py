@@ -345,6 +345,9 @@ def test_ctrl_c_in_replay_is_one_line_and_keeps_the_finished_results(tmp_path):
         [sys.executable, "-m", "streamal", "replay", data, "--budget", "0.1", "--budget", "0.2",
          "--budget", "0.3", "--seeds", "20", "--json", "out.json"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as at a terminal: a suite started in the background (`cmd &`) ignores SIGINT,
+        # and a Python child keeps ignoring it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
