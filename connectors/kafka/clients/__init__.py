@@ -116,7 +116,9 @@ class Reader(Protocol):
 
     def position(self, topic: str, partition: int) -> int: ...
 
-    def poll(self, timeout: float) -> Batch: ...
+    def poll(self, timeout: float) -> Batch:
+        """What has been fetched; if nothing, waits up to ``timeout`` and returns as
+        soon as something comes."""
 
     def close(self) -> None: ...
 

@@ -307,7 +307,15 @@ class _Reader:
         return start if start >= 0 else self.first_offset(topic, partition)
 
     def poll(self, timeout: float) -> Batch:
-        return _batch(self._c.consume(500, timeout))
+        # consume(500, timeout) waits for all 500 or the whole timeout (before
+        # confluent-kafka 2.13), so each read of a short changelog cost its full
+        # timeout: take what is fetched, else the first to come and what came with it
+        got = self._c.consume(500, 0)
+        if not got and timeout > 0:
+            got = self._c.consume(1, timeout)
+            if got:
+                got.extend(self._c.consume(499, 0))
+        return _batch(got)
 
     def close(self) -> None:
         self._c.close()
