@@ -789,6 +789,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     # the Kafka client logs every connection at INFO; its warnings are what matter here
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # matplotlib tells at INFO that it built its font cache, on a machine's first report
+    logging.getLogger("matplotlib").setLevel(max(logging.WARNING, logging.getLogger().level))
     commands = {
         "run": cmd_run, "replay": cmd_replay, "report": cmd_report, "strategies": cmd_strategies,
         "bench": cmd_bench,

@@ -332,7 +332,10 @@ def test_report_without_matplotlib_or_with_a_broken_file_is_one_line(tmp_path):
         "streamal: error: streamal report needs matplotlib, which is not installed: "
         "pip install 'streamal[report]'"
     )
-    proc = streamal("report", results, cwd=tmp_path, check=False)
+    # a fresh matplotlib configuration, as on a machine's first report: building the
+    # font cache must not add lines of its own
+    proc = streamal("report", results, cwd=tmp_path, check=False,
+                    env={"MPLCONFIGDIR": str(tmp_path / "mpl")})  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"streamal: error: {results}: not a complete results file")
 
