@@ -83,8 +83,17 @@ def test_health_and_readiness_are_their_own_routes(tmp_path):
                 break
             except OSError:
                 time.sleep(0.2)
-        with urllib.request.urlopen(base + "/readyz", timeout=2) as resp:
-            assert resp.status == 200  # the loop waits on stdin: at work
+        # the endpoint answers before the loop is made: not ready until then
+        status = None
+        while time.monotonic() < deadline and status != 200:
+            try:
+                with urllib.request.urlopen(base + "/readyz", timeout=2) as resp:
+                    status = resp.status
+            except urllib.error.HTTPError as e:
+                status = e.code
+                assert status == 503, e
+                time.sleep(0.2)
+        assert status == 200  # the loop waits on stdin: at work
         with urllib.request.urlopen(base + "/metrics", timeout=2) as resp:
             assert b"streamal_records_total" in resp.read()
         try:
