@@ -112,8 +112,13 @@ def report(mode: str, marks: list[tuple[int, float]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mode", choices=["file", "kafka", "both"], default="both")
-    parser.add_argument("--records", type=int, default=5_000_000)
+    parser.add_argument(
+        "--mode", choices=["file", "kafka", "both"], default="both",
+        help="file: the embedded default stream; kafka: the Kafka daemon (default both)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--records", type=int, default=5_000_000, help="records in the run (default 5,000,000)"
+    )
     parser.add_argument("--every", type=int, default=1_000_000, help="records between marks")
     parser.add_argument("--bootstrap", help="an existing broker (default: start one)")
     parser.add_argument("--client", choices=["kafka-python", "confluent", "both"],

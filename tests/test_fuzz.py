@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamal.connectors.kafka.app import KafkaApp, KafkaSettings
-from streamal.connectors.kafka.messages import decode_label, decode_record
+from streamal.connectors.kafka.messages import decode_label, decode_record, decode_records
 
 from streamal import ActiveLearner, InvalidRecord, RecordValidator
 from streamal.engine import Engine
@@ -195,6 +195,30 @@ class _Producer:
 
 def _message(value, offset, topic="records"):
     return SimpleNamespace(value=value, key=None, topic=topic, partition=0, offset=offset)
+
+
+@fuzz(300)
+@given(
+    st.lists(
+        st.one_of(st.binary(max_size=40), json_records.map(lambda o: json.dumps(o).encode()),
+                  st.fixed_dictionaries({"id": st.one_of(st.text(max_size=3), st.integers()),
+                                         "features": st.dictionaries(st.text(max_size=2),
+                                                                     json_values, max_size=2)})
+                  .map(lambda o: json.dumps(o).encode()),
+                  st.none()),
+        max_size=8,
+    )
+)  # fmt: skip
+def test_a_poll_decodes_in_one_pass_as_message_by_message(values):
+    """The one-pass fast paths give the same records and reasons as the general path."""
+    records, sources, bad = decode_records([_message(v, i) for i, v in enumerate(values)], 0, "t")
+    expected = [decode_record(v, 0, i, "t") for i, v in enumerate(values)]
+    good = [e for e in expected if isinstance(e, Record)]
+    assert [(r.id, r.features, r.ts, r.key, r.offset) for r in records] == [
+        (e.id, e.features, e.ts, e.key, e.offset) for e in good
+    ]
+    assert [m.offset for m in sources] == [e.offset for e in good]
+    assert [reason for _, reason in bad] == [e.reason for e in expected if isinstance(e, BadInput)]
 
 
 @fuzz(400)

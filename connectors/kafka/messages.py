@@ -97,14 +97,16 @@ def decode_records(
     """One partition's share of a poll in one pass: its records, the message
     each came from, and the messages that are not records, with why.
 
-    The common shape, ``{"features": {...}}`` alone, becomes a record
-    without the general checks; any other object gets them.
+    The common shapes, ``{"features": {...}}`` alone or with a string
+    ``"id"``, become records without the general checks; any other object
+    gets them.
 
     >>> from streamal.connectors.kafka.clients import Message
-    >>> msgs = [Message("t", 0, 5, None, v, None) for v in (b'{"features": {"x": 1}}', b"[")]
+    >>> values = (b'{"features": {"x": 1}}', b'{"id": "e7", "features": {"x": 2}}', b"[")
+    >>> msgs = [Message("t", 0, 5 + i, None, v, None) for i, v in enumerate(values)]
     >>> records, sources, bad = decode_records(msgs, 0, "t")
-    >>> records[0].id, records[0].features, sources[0].offset, bad[0][1][:13]
-    ('0-5', {'x': 1}, 5, 'malformed JSO')
+    >>> [(r.id, r.features) for r in records], sources[1].offset, bad[0][1][:13]
+    ([('0-5', {'x': 1}), ('e7', {'x': 2})], 6, 'malformed JSO')
     """
     records: list[Record] = []
     sources: list[Any] = []
@@ -117,12 +119,18 @@ def decode_records(
             obj = None
         if type(obj) is dict_:
             features = obj.get("features")
-            if len(obj) == 1 and type(features) is dict_:
-                offset = m.offset
-                records.append(Record(f"{partition}-{offset}", features, None, None, None,
-                                      partition, offset))  # fmt: skip
-                sources.append(m)
-                continue
+            if type(features) is dict_:
+                n, offset = len(obj), m.offset
+                if n == 1:
+                    rid = f"{partition}-{offset}"
+                elif n == 2 and type(rid := obj.get("id")) is str:
+                    pass
+                else:
+                    rid = None
+                if rid is not None:
+                    records.append(Record(rid, features, None, None, None, partition, offset))
+                    sources.append(m)
+                    continue
             item = _record(obj, m.value, partition, m.offset, f"{topic}/{partition}/{m.offset}")
         else:  # not JSON, or not an object: the reason comes from the general path
             item = decode_record(m.value, partition, m.offset, topic)

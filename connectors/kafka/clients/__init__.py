@@ -181,6 +181,7 @@ def read_to_end(reader: Reader, topic: str, partitions: list[int], quiet: float 
     import time
 
     end = {p: reader.end_offset(topic, p) for p in partitions}
+    partitions = [p for p in partitions if end[p] > 0]  # an empty one needs no position
     last_progress = time.monotonic()
     deadline = None if timeout is None else last_progress + timeout
     while any(reader.position(topic, p) < end[p] for p in partitions):
