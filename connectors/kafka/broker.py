@@ -247,8 +247,12 @@ def main(argv: list[str] | None = None) -> int:
             print(assemble(quiet=False))
             return 0
         with Broker() as broker:
+            # blocked only now, so that the broker's JVM does not inherit the mask; unblocked,
+            # SIGTERM would end this process at once and leave the JVM running
+            stops = {signal.SIGINT, signal.SIGTERM}
+            signal.pthread_sigmask(signal.SIG_BLOCK, stops)
             print(f"Kafka {KAFKA_VERSION} on {broker.bootstrap} (Ctrl-C stops it)", flush=True)
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+            signal.sigwait(stops)
     except BrokerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
