@@ -100,12 +100,13 @@ def _minimal_kafka_python(bootstrap: str, topic: str, n: int) -> float:
 
 def _minimal_confluent(bootstrap: str, topic: str, n: int) -> float:
     from confluent_kafka import Consumer, Producer
+    from streamal.connectors.kafka.clients.confluent import PARTITION_FETCH_BYTES
 
     model = trained_model()
     consumer = Consumer({
         "bootstrap.servers": bootstrap, "group.id": f"minimal-{uuid.uuid4().hex[:6]}",
         "enable.auto.commit": False, "auto.offset.reset": "earliest",
-        "max.partition.fetch.bytes": 4 << 20,  # the daemon's fetch size
+        "max.partition.fetch.bytes": PARTITION_FETCH_BYTES,  # as the daemon fetches
     })  # fmt: skip
     consumer.subscribe([topic])
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})

@@ -787,10 +787,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # the Kafka client logs every connection at INFO; its warnings are what matter here
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
-    # matplotlib tells at INFO that it built its font cache, on a machine's first report
-    logging.getLogger("matplotlib").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # the Kafka client logs every connection at INFO, matplotlib that it built its font
+    # cache on a machine's first report: their warnings are what matter here
+    for chatty in ("kafka", "matplotlib"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     commands = {
         "run": cmd_run, "replay": cmd_replay, "report": cmd_report, "strategies": cmd_strategies,
         "bench": cmd_bench,

@@ -121,13 +121,8 @@ def decode_records(
             features = obj.get("features")
             if type(features) is dict_:
                 n, offset = len(obj), m.offset
-                if n == 1:
-                    rid = f"{partition}-{offset}"
-                elif n == 2 and type(rid := obj.get("id")) is str:
-                    pass
-                else:
-                    rid = None
-                if rid is not None:
+                rid = f"{partition}-{offset}" if n == 1 else obj.get("id") if n == 2 else None
+                if type(rid) is str:
                     records.append(Record(rid, features, None, None, None, partition, offset))
                     sources.append(m)
                     continue

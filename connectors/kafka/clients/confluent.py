@@ -43,6 +43,11 @@ _rdkafka_log = logging.getLogger("kafka.librdkafka")
 # bounded waits, so that an unreachable broker means a retry, and SIGTERM is heard
 _TIMEOUT = 10.0
 
+#: what the daemon fetches of a partition at once: at librdkafka's default of 1 MiB,
+#: a round trip for every ~7,000 small records; at 4 MiB one partition is read 15 %
+#: faster, within the same read-ahead bound
+PARTITION_FETCH_BYTES = 4 * 1024 * 1024
+
 
 def _batch(messages: list[Any]) -> Batch:
     """Messages by (topic, partition); errors raised, end-of-partition events skipped."""
@@ -210,9 +215,7 @@ class _GroupConsumer:
             # what librdkafka fetches ahead, 64 MiB by default: a fifth of that is seconds of
             # work, and the memory stays the same whether the stream is behind or not
             "queued.max.messages.kbytes": 12 * 1024,
-            # a fetch of 1 MiB a partition (the default) is a round trip for every ~7,000
-            # small records; at 4 MiB one partition is read 15 % faster, within the same bound
-            "max.partition.fetch.bytes": 4 * 1024 * 1024,
+            "max.partition.fetch.bytes": PARTITION_FETCH_BYTES,
         }))  # fmt: skip
         self.consumer.subscribe(topics, on_assign=self._assigned, on_revoke=self._revoked,
                                 on_lost=self._revoked)  # fmt: skip
